@@ -1,0 +1,50 @@
+# Mengi GitOps. `make run` starts everything; `make test` runs every test.
+GO       ?= go
+BIN      ?= bin/mengi
+DATA     ?= .run
+# The local control plane's binaries live outside the tree, keyed on their pinned versions.
+CLUSTER_BIN = $(shell bash tools/devcluster/build.sh --print-dir)
+
+.PHONY: build run test test-unit fuzz bench lint cluster-bin cluster-up cluster-down
+
+build:
+	$(GO) build -o $(BIN) ./cmd/mengi
+
+## run: the whole system on an embedded default (local repo, API, agent, local cluster).
+run: build cluster-bin
+	MENGI_CLUSTER_BIN=$(CLUSTER_BIN) $(BIN) up --data $(DATA)
+
+## test: every test, including those against the real local cluster and real git.
+test: cluster-bin lint
+	MENGI_CLUSTER_BIN=$(CLUSTER_BIN) $(GO) test -race -timeout 30m ./...
+	$(MAKE) fuzz
+
+## fuzz: a short run of each fuzz target (the seed corpus always runs in `make test`).
+fuzz:
+	$(GO) test ./schema -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime 20s -fuzzminimizetime 5s
+	$(GO) test ./schema -run '^$$' -fuzz '^FuzzDecodeUpdate$$' -fuzztime 10s -fuzzminimizetime 5s
+	$(GO) test ./schema -run '^$$' -fuzz '^FuzzParseFile$$' -fuzztime 10s -fuzzminimizetime 5s
+
+## bench: the benchmarks recorded in BENCHMARKS.md (results also appended to $(BENCH_OUT)).
+BENCH_OUT ?= .run/bench-results.txt
+bench: build
+	@mkdir -p $(dir $(BENCH_OUT))
+	$(GO) test -run '^$$' -bench . -benchmem ./gitstore ./schema
+	for n in 0 10000 50000; do for c in 1 32; do \
+	  $(BIN) bench api --deployments $$n --clients $$c --duration 15s --results $(BENCH_OUT) || exit 1; \
+	done; done
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## cluster-bin: build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok once.
+cluster-bin:
+	bash tools/devcluster/build.sh
+
+## cluster-up: start the local cluster in the background (state in .run/cluster); `make cluster-down` stops it.
+cluster-up: build cluster-bin
+	MENGI_CLUSTER_BIN=$(CLUSTER_BIN) $(BIN) dev-cluster up --detach
+
+cluster-down: build
+	$(BIN) dev-cluster down

@@ -1,0 +1,59 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/mengi-cloud/gitops/schema"
+)
+
+// httpError is an error with the status and `detail` it is answered with.
+type httpError struct {
+	status int
+	detail any
+}
+
+func (e *httpError) Error() string {
+	if s, ok := e.detail.(string); ok {
+		return s
+	}
+	return http.StatusText(e.status)
+}
+
+func errorf(status int, detail string) *httpError { return &httpError{status: status, detail: detail} }
+
+// validation answers 422 with Pydantic-style entries.
+func validation(errs schema.Errors) *httpError {
+	return &httpError{status: http.StatusUnprocessableEntity, detail: []schema.FieldError(errs)}
+}
+
+var (
+	errDeploymentNotFound = errorf(http.StatusNotFound, "Deployment not found")
+	errClusterNotFound    = errorf(http.StatusNotFound, "Cluster not found")
+)
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// writeError answers err: its own status and detail for an httpError, and
+// a logged 500 without internals for anything else.
+func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
+	var he *httpError
+	if errors.As(err, &he) {
+		if he.status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+		}
+		writeJSON(w, he.status, map[string]any{"detail": he.detail})
+		return
+	}
+	log.Error("request failed", "err", err)
+	writeJSON(w, http.StatusInternalServerError, map[string]any{"detail": "Internal Server Error"})
+}

@@ -1,0 +1,97 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/mengi-cloud/gitops/gitstore"
+	"github.com/mengi-cloud/gitops/registry"
+	"github.com/mengi-cloud/gitops/schema"
+)
+
+// Seed describes a seeded repository.
+type Seed struct {
+	Dir        string
+	Key        string   // API key of the seeded user
+	UserID     string   // the user owning every deployment
+	ClusterIDs []string // the seeded clusters
+	IDs        []string // the seeded deployments' ids
+}
+
+// SeedRepo creates a bare repository at dir holding one user (with a known
+// key), clusters clusters and n deployments spread evenly over them, in one
+// commit written by `git fast-import` (fast: no per-file commit).
+func SeedRepo(ctx context.Context, dir string, n, clusters int) (*Seed, error) {
+	if clusters < 1 {
+		clusters = 1
+	}
+	if out, err := exec.CommandContext(ctx, "git", "init", "-q", "--bare", "-b", "main", dir).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("git init: %v: %s", err, out)
+	}
+	key, err := registry.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &Seed{Dir: dir, Key: key, UserID: "00000000-0000-7000-8000-00000000bbbb"}
+	cmd := exec.CommandContext(ctx, "git", "-C", dir, "fast-import", "--quiet")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("git fast-import: %w", err)
+	}
+	w := bufio.NewWriterSize(stdin, 1<<20)
+	msg := fmt.Sprintf("seed: %d deployments on %d clusters", n, clusters)
+	fmt.Fprintf(w, "commit refs/heads/main\ncommitter Seed <seed@mengi.local> %d +0000\ndata %d\n%s\n", ts.Unix(), len(msg), msg)
+	file := func(path string, content []byte) {
+		fmt.Fprintf(w, "M 100644 inline %s\ndata %d\n", path, len(content))
+		w.Write(content)
+		w.WriteString("\n")
+	}
+	user := &schema.User{APIVersion: schema.APIVersion, Kind: schema.KindUser, ID: s.UserID, Name: "Bench", Email: "bench@example.com",
+		CreatedAt: ts, Keys: []schema.APIKey{{Prefix: key[:8], SHA256: registry.HashKey(key), CreatedAt: ts}}}
+	b, err := schema.EncodeRecord(user)
+	if err != nil {
+		return nil, err
+	}
+	file(gitstore.UserPath(user.ID), b)
+	for c := range clusters {
+		cl := &schema.Cluster{APIVersion: schema.APIVersion, Kind: schema.KindCluster,
+			ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", c), Name: fmt.Sprintf("cluster-%d", c), CreatedAt: ts}
+		s.ClusterIDs = append(s.ClusterIDs, cl.ID)
+		b, err := schema.EncodeRecord(cl)
+		if err != nil {
+			return nil, err
+		}
+		file(gitstore.ClusterPath(cl.ID), b)
+	}
+	img, replicas := "nginx:1.27", int64(1)
+	for i := range n {
+		d := &schema.Deployment{APIVersion: schema.APIVersion, Kind: schema.KindDeployment,
+			Metadata: schema.Metadata{ID: fmt.Sprintf("00000000-0000-7000-9000-%012d", i), UserID: s.UserID, CreatedAt: ts, UpdatedAt: ts},
+			Spec: schema.Spec{ClusterID: s.ClusterIDs[i%clusters], Name: fmt.Sprintf("seed-%06d", i), AppType: schema.AppWebApp,
+				DeploymentType: schema.TypeDocker, DockerImage: &img, Replicas: &replicas}}
+		b, err := schema.EncodeFile(d)
+		if err != nil {
+			return nil, err
+		}
+		file(gitstore.DeploymentPath(d.Spec.ClusterID, d.Spec.Name), b)
+		s.IDs = append(s.IDs, d.Metadata.ID)
+	}
+	w.WriteString("done\n")
+	if err := w.Flush(); err != nil {
+		return nil, fmt.Errorf("git fast-import: %w", err)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("git fast-import: %w", err)
+	}
+	return s, nil
+}

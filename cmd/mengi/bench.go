@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mengi-cloud/gitops/api"
+	"github.com/mengi-cloud/gitops/bench"
+	"github.com/mengi-cloud/gitops/gitstore"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure throughput and latency (results for BENCHMARKS.md)",
+		Subcommands: []*cli.Command{{
+			Name:  "api",
+			Usage: "acknowledged creates per second and latency over loopback HTTP, on a repository seeded with --deployments",
+			Flags: []cli.Flag{
+				&cli.IntFlag{Name: "deployments", Usage: "deployments in the repository before the run", Value: 0},
+				&cli.IntFlag{Name: "clusters", Usage: "clusters they are spread over", Value: 100},
+				&cli.IntFlag{Name: "clients", Usage: "concurrent clients (closed loop)", Value: 1},
+				&cli.DurationFlag{Name: "duration", Usage: "length of the run", Value: 10 * time.Second},
+				&cli.StringFlag{Name: "dir", Usage: "where to create the repository (default: a temporary folder, removed after)"},
+				&cli.StringFlag{Name: "results", Usage: "append the result line to this file"},
+				&cli.StringFlag{Name: "log-level", Usage: "log level of the store (warn: quiet)", Value: "warn"},
+			},
+			Action: benchAPI,
+		}},
+	}
+}
+
+func benchAPI(c *cli.Context) error {
+	dir := c.String("dir")
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "mengi-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	repo := filepath.Join(dir, "repo")
+	t0 := time.Now()
+	seed, err := bench.SeedRepo(c.Context, repo, c.Int("deployments"), c.Int("clusters"))
+	if err != nil {
+		return err
+	}
+	seeded := time.Since(t0)
+	t0 = time.Now()
+	log, err := newLogger(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	store, err := gitstore.Open(repo, gitstore.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	opened := time.Since(t0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: api.New(store, api.Options{Logger: slog.New(slog.DiscardHandler)})}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	res := bench.CreateLoad(c.Context, "http://"+ln.Addr().String(), seed.Key, seed.ClusterIDs, c.Int("clients"), c.Duration("duration"), 0)
+	line := fmt.Sprintf("deployments=%d clients=%d %s seed_s=%.1f open_s=%.2f rss_mb=%d",
+		c.Int("deployments"), c.Int("clients"), res, seeded.Seconds(), opened.Seconds(), peakRSSMB())
+	fmt.Fprintln(c.App.Writer, line)
+	if f := c.String("results"); f != "" {
+		out, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		fmt.Fprintln(out, line)
+	}
+	return nil
+}
+
+// peakRSSMB reads the process's peak resident set size (VmHWM) in MiB.
+func peakRSSMB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	var kb int
+	for _, line := range splitLines(string(b)) {
+		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &kb); err == nil {
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := range len(s) {
+		if s[i] == '\n' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}

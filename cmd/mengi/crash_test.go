@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// server is a `mengi serve` child process.
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+	logs *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and other readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var listenLine = regexp.MustCompile(`msg="API listening" addr=(\S+)`)
+
+func startServer(t *testing.T, repo string) *server {
+	t.Helper()
+	cmd := mengiCmd("serve", "--repo", repo, "--listen", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, logs: &syncBuffer{}}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			s.logs.WriteString(sc.Text() + "\n")
+			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case s.addr = <-found:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("server did not start listening:\n%s", s.logs.String())
+	}
+	return s
+}
+
+func post(client *http.Client, addr, key, body string) (int, map[string]any, error) {
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/deployments", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(b, &out)
+	return resp.StatusCode, out, nil
+}
+
+// TestSIGKILLDuringWriteStorm kills the server in the middle of concurrent
+// creates, restarts it, and checks that every acknowledged deployment is
+// there and the repository is intact.
+func TestSIGKILLDuringWriteStorm(t *testing.T) {
+	repo := t.TempDir() + "/repo"
+	key := strings.TrimSpace(runMengi(t, "keys", "add", "--repo", repo, "--name", "Storm", "--email", "storm@example.com"))
+	cluster := strings.TrimSpace(runMengi(t, "clusters", "add", "--repo", repo, "--name", "prod"))
+
+	acked := map[string]string{} // id → name
+	var mu sync.Mutex
+	for round := range 3 {
+		srv := startServer(t, repo)
+		client := &http.Client{Timeout: 10 * time.Second}
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for w := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					name := fmt.Sprintf("r%d-w%d-n%d", round, w, i)
+					body := fmt.Sprintf(`{"cluster_id":%q,"name":%q,"docker_image":"nginx:1.27","replicas":1}`, cluster, name)
+					code, out, err := post(client, srv.addr, key, body)
+					if err != nil {
+						return // the server was killed
+					}
+					if code != http.StatusCreated {
+						t.Errorf("POST %s: %d %v", name, code, out)
+						return
+					}
+					mu.Lock()
+					acked[out["id"].(string)] = name
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(700 * time.Millisecond)
+		if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		wg.Wait()
+		srv.cmd.Wait()
+	}
+	if len(acked) < 20 {
+		t.Fatalf("only %d creates were acknowledged; the storm did not run", len(acked))
+	}
+
+	srv := startServer(t, repo)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for id, name := range acked {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+srv.addr+"/deployments/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || out["name"] != name {
+			t.Errorf("acknowledged deployment %s (%s) after restart: %d %v", id, name, resp.StatusCode, out)
+		}
+	}
+	git := func(args ...string) string {
+		out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	git("fsck", "--strict", "--no-dangling")
+	// Every acknowledged create is its own commit on the branch.
+	log := git("log", "--format=%(trailers:key=Deployment-Id,valueonly)", "main")
+	seen := map[string]int{}
+	for _, l := range strings.Fields(log) {
+		seen[l]++
+	}
+	for id := range acked {
+		if seen[id] != 1 {
+			t.Errorf("deployment %s appears in %d commits, want 1", id, seen[id])
+		}
+	}
+	t.Logf("%d acknowledged creates over 3 kills; %d commits with a Deployment-Id", len(acked), len(seen))
+}

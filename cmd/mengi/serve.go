@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mengi-cloud/gitops/api"
+	"github.com/mengi-cloud/gitops/gitstore"
+)
+
+var (
+	repoFlag = &cli.StringFlag{Name: "repo", Usage: "bare Git repository holding the deployments (created when missing)", Required: true, EnvVars: []string{"MENGI_REPO"}}
+	logFlag  = &cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"MENGI_LOG_LEVEL"}}
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve the deployments API on a Git repository",
+		Flags: []cli.Flag{
+			repoFlag,
+			&cli.StringFlag{Name: "listen", Usage: "address to listen on", Value: "127.0.0.1:8080", EnvVars: []string{"MENGI_LISTEN"}},
+			&cli.DurationFlag{Name: "shutdown-timeout", Usage: "how long SIGTERM waits for in-flight requests", Value: 30 * time.Second},
+			logFlag,
+		},
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c.String("log-level"))
+			if err != nil {
+				return err
+			}
+			store, err := gitstore.Open(c.String("repo"), gitstore.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			return serveAPI(c.Context, store, c.String("listen"), c.Duration("shutdown-timeout"), log, nil)
+		},
+	}
+}
+
+// serveAPI serves the API until ctx ends, then lets in-flight requests (and
+// so their commits) finish before returning. ready, when set, is called
+// with the bound address.
+func serveAPI(ctx context.Context, store *gitstore.Store, addr string, grace time.Duration, log *slog.Logger, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           api.New(store, api.Options{Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("API listening", "addr", ln.Addr().String(), "repo", store.Dir())
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,121 @@
+package gitstore_test
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/mengi-cloud/gitops/bench"
+	"github.com/mengi-cloud/gitops/gitstore"
+	"github.com/mengi-cloud/gitops/schema"
+)
+
+// seeded50k is one repository with 50,000 deployments, seeded once per test
+// binary for the read benchmarks.
+var seeded50k = sync.OnceValues(func() (*bench.Seed, error) {
+	dir, err := os.MkdirTemp("", "gitstore-bench-")
+	if err != nil {
+		return nil, err
+	}
+	return bench.SeedRepo(context.Background(), dir+"/repo", 50000, 100)
+})
+
+func openSeeded(b *testing.B) (*bench.Seed, *gitstore.Store) {
+	b.Helper()
+	seed, err := seeded50k()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := gitstore.Open(seed.Dir, gitstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return seed, s
+}
+
+// BenchmarkOpen50k measures opening a repository of 50,000 deployments:
+// reading and parsing every record into the index.
+func BenchmarkOpen50k(b *testing.B) {
+	seed, err := seeded50k()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		s, err := gitstore.Open(seed.Dir, gitstore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+// BenchmarkGetByID50k is a get by id at 50,000 deployments.
+func BenchmarkGetByID50k(b *testing.B) {
+	seed, s := openSeeded(b)
+	i := 0
+	for b.Loop() {
+		id := seed.IDs[i%len(seed.IDs)]
+		var r *gitstore.Record
+		s.Read(func(v *gitstore.View) { r = v.Deployment(id) })
+		if r == nil {
+			b.Fatalf("deployment %s not found", id)
+		}
+		i += 7919
+	}
+}
+
+// BenchmarkList100At50k lists 100 deployments from the middle of 50,000.
+func BenchmarkList100At50k(b *testing.B) {
+	seed, s := openSeeded(b)
+	for b.Loop() {
+		if got := s.DeploymentsOf(seed.UserID, 25000, 100, nil); len(got) != 100 {
+			b.Fatalf("listed %d", len(got))
+		}
+	}
+}
+
+// BenchmarkDiffOneFile50k diffs two heads that differ in one file at 50,000
+// deployments.
+func BenchmarkDiffOneFile50k(b *testing.B) {
+	seed, s := openSeeded(b)
+	before := s.Head()
+	var rec *gitstore.Record
+	s.Read(func(v *gitstore.View) { rec = v.Deployment(seed.IDs[123]) })
+	d := *rec.Deployment
+	replicas := int64(5)
+	d.Spec.Replicas = &replicas
+	content, err := schema.EncodeFile(&d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := s.Apply(context.Background(), func(v *gitstore.View) (*gitstore.Commit, error) {
+		return &gitstore.Commit{Author: gitstore.Signature{Name: "B", Email: "b@example.com"}, Message: "bench\n",
+			Changes: []gitstore.Change{{Path: rec.Path, Content: content}}}, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { restore(b, s, rec) })
+	for b.Loop() {
+		changes, err := s.Diff(before, res.Commit)
+		if err != nil || len(changes) != 1 {
+			b.Fatalf("diff: %v %v", changes, err)
+		}
+	}
+}
+
+func restore(b *testing.B, s *gitstore.Store, rec *gitstore.Record) {
+	content, err := s.ReadBlob(rec.Blob)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = s.Apply(context.Background(), func(v *gitstore.View) (*gitstore.Commit, error) {
+		return &gitstore.Commit{Author: gitstore.Signature{Name: "B", Email: "b@example.com"}, Message: "restore\n",
+			Changes: []gitstore.Change{{Path: rec.Path, Content: content}}}, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}

@@ -1,0 +1,463 @@
+package gitstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// Change sets or deletes one file.
+type Change struct {
+	Path string
+	// Content is the file's new content; nil deletes the file.
+	Content []byte
+	// Value, when set, is the parsed record Content encodes
+	// (*schema.Deployment, *schema.User or *schema.Cluster), so the index
+	// need not parse what the caller just rendered.
+	Value any
+}
+
+// Commit is what a write wants recorded: one commit with these changes.
+type Commit struct {
+	Author  Signature
+	Message string
+	Changes []Change
+}
+
+// Mutation decides a write against the latest state: it checks what it
+// needs in the view (existence, uniqueness, permissions) and returns the
+// commit to make, nil for nothing to do, or an error that fails this write
+// alone. It runs on the committer goroutine, must be fast, and must not
+// call the Store.
+type Mutation func(v *View) (*Commit, error)
+
+// Result is the outcome of a write that succeeded.
+type Result struct {
+	// Commit is the durable commit that holds the write, or the head at the
+	// time when the write changed nothing.
+	Commit plumbing.Hash
+	// Changed is false when the write made no commit (nothing differed).
+	Changed bool
+	// Records are the records the write produced, in the order of its
+	// changes (nil for deletions).
+	Records []*Record
+}
+
+type request struct {
+	ctx    context.Context
+	mutate Mutation
+	done   chan outcome
+
+	// Filled while the batch is built.
+	res outcome
+}
+
+type outcome struct {
+	res *Result
+	err error
+}
+
+// Apply queues a write and waits until its commit is durable. Once queued,
+// the write is finished even if ctx is cancelled meanwhile (its outcome is
+// then still returned), so an acknowledged write is never lost and an
+// unacknowledged one is never half-done.
+func (s *Store) Apply(ctx context.Context, m Mutation) (*Result, error) {
+	r := &request{ctx: ctx, mutate: m, done: make(chan outcome, 1)}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	select {
+	case s.queue <- r:
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return nil, fmt.Errorf("queue write: %w", ctx.Err())
+	}
+	s.closeMu.RUnlock()
+	o := <-r.done
+	return o.res, o.err
+}
+
+// run is the committer: the only goroutine that writes the repository or
+// changes the index.
+func (s *Store) run() {
+	defer close(s.stopped)
+	poll := time.NewTicker(s.opts.PollInterval)
+	defer poll.Stop()
+	for {
+		select {
+		case r := <-s.queue:
+			s.commitBatch(s.drain(r))
+		case <-poll.C:
+			if stamp := s.ref.stamp(); stamp != s.refStamp {
+				if err := s.refresh(); err != nil {
+					s.log.Error("reading external change failed", "err", err)
+				}
+			}
+		case <-s.quit:
+			// Close holds closeMu while closing quit, so no write is queued
+			// after this point; finish the ones already queued.
+			for {
+				select {
+				case r := <-s.queue:
+					s.commitBatch(s.drain(r))
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// drain collects the writes queued behind first, up to MaxBatch.
+func (s *Store) drain(first *request) []*request {
+	batch := []*request{first}
+	for len(batch) < s.opts.MaxBatch {
+		select {
+		case r := <-s.queue:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commitBatch makes one commit per write of the batch, chained in order,
+// makes them durable together and answers every writer.
+func (s *Store) commitBatch(batch []*request) {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = s.tryBatch(batch)
+		if !errors.Is(err, ErrRefChanged) {
+			break
+		}
+		// Someone pushed meanwhile: take in their commits and redo the
+		// batch on top, re-running every write's checks.
+		if rerr := s.refresh(); rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	for _, r := range batch {
+		o := r.res
+		if err != nil && o.err == nil {
+			o = outcome{err: fmt.Errorf("commit: %w", err)}
+		}
+		r.done <- o
+	}
+}
+
+// tryBatch runs the batch's writes against the head and persists them. On
+// any error nothing of the batch is visible: the index and head are only
+// changed after the ref update succeeded.
+func (s *Store) tryBatch(batch []*request) error {
+	start := time.Now()
+	view := newView(s.idx)
+	parent, root := s.head, s.headTree
+	var objs []object
+	var hist []histAdd
+	commits := 0
+	now := s.opts.Now().Truncate(time.Second)
+	for _, r := range batch {
+		r.res = outcome{}
+		if err := r.ctx.Err(); err != nil {
+			r.res.err = fmt.Errorf("write cancelled before it ran: %w", err)
+			continue
+		}
+		c, err := r.mutate(view)
+		if err != nil {
+			r.res.err = err
+			continue
+		}
+		if c == nil || len(c.Changes) == 0 {
+			r.res.res = &Result{Commit: parent}
+			continue
+		}
+		changes := make(map[string]plumbing.Hash, len(c.Changes))
+		records := make([]*Record, len(c.Changes))
+		var blobs []object
+		for i, ch := range c.Changes {
+			if ch.Content == nil {
+				changes[ch.Path] = plumbing.ZeroHash
+				continue
+			}
+			b := newObject(plumbing.BlobObject, ch.Content)
+			blobs = append(blobs, b)
+			changes[ch.Path] = b.hash
+			records[i] = parseRecord(ch.Path, b.hash, ch.Content, ch.Value)
+		}
+		var trees []object
+		newRoot, err := editTree(s.trees, root, changes, &trees)
+		if err != nil {
+			return fmt.Errorf("build tree: %w", err)
+		}
+		if newRoot == root {
+			r.res.res = &Result{Commit: parent, Records: records}
+			continue
+		}
+		ids := touchedIDs(view, c.Changes, records)
+		for i, ch := range c.Changes {
+			if records[i] != nil || ch.Content == nil {
+				view.set(ch.Path, records[i])
+			}
+		}
+		co := encodeCommit(newRoot, parent, c.Author, s.opts.Committer, now, c.Message)
+		objs = append(append(append(objs, blobs...), trees...), co)
+		info, _ := decodeCommit(co.hash, co.data)
+		hist = append(hist, histAdd{info, ids})
+		parent, root = co.hash, newRoot
+		r.res.res = &Result{Commit: co.hash, Changed: true, Records: records}
+		commits++
+	}
+	if commits == 0 {
+		return nil
+	}
+	if err := s.persist(objs, parent); err != nil {
+		return err
+	}
+	s.refStamp = s.ref.stamp()
+	s.mu.Lock()
+	view.commitTo(s.idx)
+	s.head, s.headTree = parent, root
+	s.mu.Unlock()
+	for _, h := range hist {
+		s.hist.add(h.info, h.ids)
+	}
+	s.log.Debug("batch committed", "writes", len(batch), "commits", commits, "head", short(parent), "took", time.Since(start))
+	s.maybeCompact()
+	return nil
+}
+
+// persist makes the batch durable and moves the branch to head: the pack,
+// its index and the ref's lock file are written and fsynced in parallel,
+// then the pack is published (renamed, directory fsynced), and only then the
+// ref lock is renamed over the ref. A crash at any point leaves the old head
+// or the new one with all its objects.
+func (s *Store) persist(objs []object, head plumbing.Hash) error {
+	p, err := encodePack(objs)
+	if err != nil {
+		return err
+	}
+	var lock *refLock
+	var lockErr error
+	locked := make(chan struct{})
+	go func() {
+		defer close(locked)
+		lock, lockErr = s.ref.lock(s.head, head)
+	}()
+	staged, err := p.stage(s.dir)
+	<-locked
+	if err == nil && lockErr == nil {
+		err = staged.publish()
+	} else if err == nil {
+		staged.discard()
+	}
+	if err != nil || lockErr != nil {
+		if lock != nil {
+			lock.abort()
+		}
+		if err != nil {
+			return err
+		}
+		return lockErr
+	}
+	s.own.add(p.name)
+	return lock.commit()
+}
+
+type histAdd struct {
+	info *commitInfo
+	ids  []string
+}
+
+// touchedIDs lists the deployments a write changes: those of its new
+// records and those whose files it deletes.
+func touchedIDs(v *View, changes []Change, records []*Record) []string {
+	var ids []string
+	for i, ch := range changes {
+		if r := records[i]; r != nil && r.Deployment != nil {
+			ids = append(ids, r.Deployment.Metadata.ID)
+		}
+		if old := v.Record(ch.Path); old != nil && old.Deployment != nil {
+			ids = append(ids, old.Deployment.Metadata.ID)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// stamp identifies the ref's current state cheaply (no read of its content).
+func (r refFile) stamp() string {
+	var out string
+	for _, p := range []string{r.path(), filepath.Join(r.gitDir, "packed-refs")} {
+		if fi, err := os.Stat(p); err == nil {
+			out += fmt.Sprintf("%d.%d;", fi.ModTime().UnixNano(), fi.Size())
+		} else {
+			out += "-;"
+		}
+	}
+	return out
+}
+
+// refresh takes in commits made by others: it diffs the known head tree
+// against the branch's new head and updates the index and the history.
+func (s *Store) refresh() error {
+	s.refStamp = s.ref.stamp()
+	head, err := s.ref.read()
+	if err != nil || head == s.head {
+		return err
+	}
+	c, err := s.readCommit(head)
+	if err != nil {
+		return err
+	}
+	changes, err := diffTrees(s.trees, s.headTree, c.tree)
+	if err != nil {
+		return fmt.Errorf("diff %s..%s: %w", short(s.head), short(head), err)
+	}
+	view := newView(s.idx)
+	for _, ch := range changes {
+		if fileKind(ch.Path) == "" {
+			continue
+		}
+		if ch.To.IsZero() {
+			view.set(ch.Path, nil)
+			continue
+		}
+		data, err := s.objs.read(plumbing.BlobObject, ch.To)
+		if err != nil {
+			return err
+		}
+		view.set(ch.Path, parseRecord(ch.Path, ch.To, data, nil))
+	}
+	if err := s.addExternalHistory(head); err != nil {
+		s.log.Warn("history of external commits incomplete", "err", err)
+	}
+	s.mu.Lock()
+	view.commitTo(s.idx)
+	old := s.head
+	s.head, s.headTree = head, c.tree
+	s.mu.Unlock()
+	s.log.Info("external change taken in", "from", short(old), "to", short(head), "files", len(changes))
+	return nil
+}
+
+// addExternalHistory records the commits between the known history and
+// head, oldest first.
+func (s *Store) addExternalHistory(head plumbing.Hash) error {
+	var fresh []*commitInfo
+	queue := []plumbing.Hash{head}
+	seen := map[plumbing.Hash]bool{}
+	for len(queue) > 0 {
+		h := queue[0]
+		queue = queue[1:]
+		if h.IsZero() || seen[h] || s.hist.isKnown(h) {
+			continue
+		}
+		seen[h] = true
+		c, err := s.readCommit(h)
+		if err != nil {
+			return err
+		}
+		fresh = append(fresh, c)
+		queue = append(queue, c.parents...)
+	}
+	slices.Reverse(fresh)
+	slices.SortStableFunc(fresh, func(a, b *commitInfo) int { return a.when.Compare(b.when) })
+	for _, c := range fresh {
+		ids, err := s.touchedDeployments(c)
+		if err != nil {
+			return err
+		}
+		s.hist.add(c, ids)
+	}
+	return nil
+}
+
+// touchedDeployments lists the deployments whose files commit c changed
+// compared with its first parent.
+func (s *Store) touchedDeployments(c *commitInfo) ([]string, error) {
+	var parentTree plumbing.Hash
+	if len(c.parents) > 0 {
+		p, err := s.readCommit(c.parents[0])
+		if err != nil {
+			return nil, err
+		}
+		parentTree = p.tree
+	}
+	changes, err := diffTrees(s.trees, parentTree, c.tree)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, ch := range changes {
+		if fileKind(ch.Path) != "deployment" {
+			continue
+		}
+		blob := ch.To
+		if blob.IsZero() {
+			blob = ch.From
+		}
+		data, err := s.objs.read(plumbing.BlobObject, blob)
+		if err != nil {
+			return nil, err
+		}
+		if id := deploymentID(data); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// maybeCompact asks the housekeeper to merge this process's packs once
+// there are many.
+func (s *Store) maybeCompact() {
+	if s.opts.CompactAfter > 0 && s.own.len() >= s.opts.CompactAfter {
+		select {
+		case s.compactNow <- struct{}{}:
+		default: // one is running or already asked for
+		}
+	}
+}
+
+// housekeeper merges packs in the background until ctx ends, so writers
+// never wait for it. Readers that looked up a merged pack meanwhile re-read
+// the pack list and find the objects in the new one.
+func (s *Store) housekeeper(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.compactNow:
+		}
+		names := pickMerge(s.dir, s.own.snapshot())
+		if len(names) < 2 {
+			continue
+		}
+		start := time.Now()
+		merged, err := mergePacks(s.dir, names)
+		if err != nil {
+			s.log.Warn("merging packs failed", "packs", len(names), "err", err)
+			continue
+		}
+		s.own.replace(names, merged)
+		// Readers hold the reader's lock for a whole lookup, so none is
+		// half-way through a pack while it disappears.
+		var rmErr error
+		s.objs.locked(func() { rmErr = removePacks(s.dir, names, merged) })
+		if rmErr != nil {
+			s.log.Warn("removing merged packs failed", "err", rmErr)
+		}
+		s.maybeCompact() // more may have piled up meanwhile
+		s.log.Debug("packs merged", "packs", len(names), "into", merged, "took", time.Since(start).Round(time.Millisecond))
+	}
+}

@@ -1,0 +1,64 @@
+package gitstore
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func packCount(dir string) int {
+	idx, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.idx"))
+	return len(idx)
+}
+
+// TestPacksAreMerged writes many single-write batches (one pack each) and
+// checks that the housekeeper merges them while writes and reads go on,
+// that git accepts the result, and that a restart adopts what is left.
+func TestPacksAreMerged(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{CompactAfter: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		mustApply(t, s, createMutation(newDeployment(i, testCluster, "d"+string(rune('a'+i%26))+string(rune('a'+i/26)))))
+		// Reads keep working while packs are merged under them.
+		if _, err := s.Diff(ZeroHashForTest, s.Head()); err != nil {
+			t.Fatalf("diff after write %d: %v", i, err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for packCount(dir) > 8 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := packCount(dir); n > 8 {
+		t.Fatalf("%d packs after 40 writes with CompactAfter 4", n)
+	}
+	s.Close()
+	runGit(t, dir, "fsck", "--strict", "--no-dangling")
+	if got := runGit(t, dir, "ls-tree", "-r", "--name-only", "main"); len(got) == 0 {
+		t.Fatal("empty tree")
+	}
+
+	s2, err := Open(dir, Options{CompactAfter: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	deadline = time.Now().Add(10 * time.Second)
+	for packCount(dir) > 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := packCount(dir); n != 1 {
+		t.Fatalf("%d packs after a restart adopted the old ones, want 1", n)
+	}
+	changes, err := s2.Diff(ZeroHashForTest, s2.Head())
+	if err != nil || len(changes) != 40 {
+		t.Fatalf("diff from the empty tree: %d changes, %v", len(changes), err)
+	}
+	if _, err := s2.Apply(context.Background(), createMutation(newDeployment(99, testCluster, "after"))); err != nil {
+		t.Fatal(err)
+	}
+	runGit(t, dir, "fsck", "--strict", "--no-dangling")
+}

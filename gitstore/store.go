@@ -1,0 +1,372 @@
+package gitstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Branch is the branch records live on; default "main".
+	Branch string
+	// Committer signs every commit; default "Mengi GitOps <gitops@mengi.local>".
+	Committer Signature
+	// MaxBatch bounds how many queued writes share one durability barrier;
+	// default 256.
+	MaxBatch int
+	// PollInterval is how often the branch is checked for commits made by
+	// others (a `git push`); default 1s.
+	PollInterval time.Duration
+	// CompactAfter is the number of packs written by this process that
+	// makes the housekeeper merge them into one, in the background;
+	// default 32. Negative disables it.
+	CompactAfter int
+	// Logger receives one line per batch and per external change.
+	Logger *slog.Logger
+	// Now gives the commit time; default time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) defaults() {
+	if o.Branch == "" {
+		o.Branch = "main"
+	}
+	if o.Committer.Email == "" {
+		o.Committer = Signature{Name: "Mengi GitOps", Email: "gitops@mengi.local"}
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.CompactAfter == 0 {
+		o.CompactAfter = 32
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Store is a bare Git repository of deployment, user and cluster records.
+// All methods are safe for concurrent use.
+type Store struct {
+	dir   string
+	opts  Options
+	log   *slog.Logger
+	ref   refFile
+	objs  *objectReader
+	trees *treeCache
+	hist  *history
+
+	queue   chan *request
+	quit    chan struct{}
+	stopped chan struct{}
+	bgDone  chan struct{}
+	cancel  context.CancelFunc
+
+	closeMu sync.RWMutex
+	closed  bool
+
+	mu       sync.RWMutex // guards idx, head, headTree
+	idx      *index
+	head     plumbing.Hash
+	headTree plumbing.Hash
+
+	refStamp   string        // owned by the committer goroutine
+	own        ownPacks      // packs written by this process, not merged yet
+	compactNow chan struct{} // asks the housekeeper to merge them
+}
+
+// Open opens the bare repository at dir, creating it when it is missing,
+// loads the index from the branch head and starts the committer. Close
+// stops it.
+func Open(dir string, opts Options) (*Store, error) {
+	opts.defaults()
+	if err := initRepo(dir, opts.Branch); err != nil {
+		return nil, err
+	}
+	cleanStale(dir, opts.Logger)
+	s := &Store{
+		dir:     dir,
+		opts:    opts,
+		log:     opts.Logger,
+		ref:     refFile{gitDir: dir, name: plumbing.NewBranchReferenceName(opts.Branch)},
+		objs:    newObjectReader(dir),
+		hist:    newHistory(),
+		queue:   make(chan *request, 4096),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+		bgDone:  make(chan struct{}),
+		idx:     newIndex(),
+
+		compactNow: make(chan struct{}, 1),
+	}
+	s.trees = newTreeCache(s.objs, 1024)
+	head, err := s.ref.read()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := s.loadIndex(head); err != nil {
+		s.objs.close()
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	s.refStamp = s.ref.stamp()
+	s.own.adopt(dir)
+	s.log.Info("repository opened", "dir", dir, "head", short(head), "records", len(s.idx.files), "took", time.Since(start).Round(time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() {
+		defer bg.Done()
+		s.hist.build(ctx, s, head)
+	}()
+	go func() {
+		defer bg.Done()
+		s.housekeeper(ctx)
+	}()
+	go func() {
+		bg.Wait()
+		close(s.bgDone)
+	}()
+	go s.run()
+	s.maybeCompact()
+	return s, nil
+}
+
+// initRepo creates a bare repository whose HEAD names the branch, unless
+// one is there already.
+func initRepo(dir, branch string) error {
+	if _, err := os.Stat(filepath.Join(dir, "objects")); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create repository %s: %w", dir, err)
+	}
+	_, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
+		Bare:        true,
+		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName(branch)},
+	})
+	if err != nil {
+		return fmt.Errorf("create repository %s: %w", dir, err)
+	}
+	for _, d := range []string{"objects/pack", "refs/heads"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return fmt.Errorf("create repository %s: %w", dir, err)
+		}
+	}
+	return syncDir(dir)
+}
+
+// cleanStale removes what a crash can leave behind: temporary pack files
+// and our ref lock. Objects without a ref are harmless garbage for gc.
+func cleanStale(dir string, log *slog.Logger) {
+	tmps, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_mengi_*"))
+	for _, t := range tmps {
+		os.Remove(t)
+	}
+	locks, _ := filepath.Glob(filepath.Join(dir, "refs", "heads", "*.lock"))
+	for _, l := range locks {
+		if fi, err := os.Stat(l); err == nil && time.Since(fi.ModTime()) > lockWait {
+			log.Warn("removing stale ref lock", "file", l)
+			os.Remove(l)
+		}
+	}
+}
+
+// loadIndex reads every record of the head tree. Files are read in tree
+// order and parsed by a few workers in parallel.
+func (s *Store) loadIndex(head plumbing.Hash) error {
+	s.head = head
+	if head.IsZero() {
+		return nil
+	}
+	c, err := s.readCommit(head)
+	if err != nil {
+		return err
+	}
+	s.headTree = c.tree
+	type file struct {
+		path string
+		blob plumbing.Hash
+		data []byte
+	}
+	files := make(chan file, 256)
+	parsed := make(chan *Record, 256)
+	var workers sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for f := range files {
+				parsed <- parseRecord(f.path, f.blob, f.data, nil)
+			}
+		}()
+	}
+	collected := make(chan struct{})
+	s.idx.bulk = true
+	go func() {
+		defer close(collected)
+		for r := range parsed {
+			s.idx.set(r.Path, r)
+		}
+	}()
+	err = walkFiles(s.trees, "", c.tree, func(p string, blob plumbing.Hash) error {
+		if fileKind(p) == "" {
+			return nil
+		}
+		data, err := s.objs.read(plumbing.BlobObject, blob)
+		if err != nil {
+			return err
+		}
+		files <- file{p, blob, data}
+		return nil
+	})
+	close(files)
+	workers.Wait()
+	close(parsed)
+	<-collected
+	s.idx.endBulk()
+	return err
+}
+
+func (s *Store) readCommit(h plumbing.Hash) (*commitInfo, error) {
+	data, err := s.objs.read(plumbing.CommitObject, h)
+	if err != nil {
+		return nil, err
+	}
+	return decodeCommit(h, data)
+}
+
+// Close stops accepting writes, finishes the writes already queued, and
+// releases the repository.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.quit)
+	s.closeMu.Unlock()
+	<-s.stopped
+	s.cancel()
+	<-s.bgDone
+	return s.objs.close()
+}
+
+// Dir is the repository's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Head returns the commit the index reflects.
+func (s *Store) Head() plumbing.Hash {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.head
+}
+
+// Read runs fn with a consistent view of the head. fn must not keep the
+// view after it returns, and must not call Store methods that write.
+func (s *Store) Read(fn func(v *View)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	fn(newView(s.idx))
+}
+
+// DeploymentsOf returns up to limit deployments of user (oldest first)
+// after skipping skip of those that match keep.
+func (s *Store) DeploymentsOf(userID string, skip, limit int, keep func(*Record) bool) []*Record {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	list := s.idx.byUser[userID]
+	if keep == nil {
+		list = list[min(skip, len(list)):]
+		return slices.Clone(list[:min(limit, len(list))])
+	}
+	var out []*Record
+	for _, r := range list {
+		if !keep(r) {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		if len(out) >= limit {
+			break
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// UserByKey returns the user holding the API key with this SHA-256.
+func (s *Store) UserByKey(sha string) *Record {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if p, ok := s.idx.usersByKey[sha]; ok {
+		return s.idx.files[p]
+	}
+	return nil
+}
+
+// Records returns every record whose path starts with prefix, sorted by path.
+func (s *Store) Records(prefix string) []*Record {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*Record
+	for p, r := range s.idx.files {
+		if strings.HasPrefix(p, prefix) {
+			out = append(out, r)
+		}
+	}
+	sortRecords(out)
+	return out
+}
+
+// History returns the commits that touched deployment id's file, oldest
+// first.
+func (s *Store) History(ctx context.Context, id string) ([]HistoryEntry, error) {
+	return s.hist.get(ctx, id)
+}
+
+// ReadBlob returns the content of a file's blob.
+func (s *Store) ReadBlob(h plumbing.Hash) ([]byte, error) {
+	return s.objs.read(plumbing.BlobObject, h)
+}
+
+var errNotRunning = errors.New("gitstore: committer stopped")
+
+// Diff lists the files that differ between the trees of two commits (a zero
+// hash is the empty repository). It reads only the subtrees that differ.
+func (s *Store) Diff(from, to plumbing.Hash) ([]FileChange, error) {
+	var trees [2]plumbing.Hash
+	for i, c := range []plumbing.Hash{from, to} {
+		if c.IsZero() {
+			continue
+		}
+		info, err := s.readCommit(c)
+		if err != nil {
+			return nil, err
+		}
+		trees[i] = info.tree
+	}
+	return diffTrees(s.trees, trees[0], trees[1])
+}

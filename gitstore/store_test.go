@@ -1,0 +1,95 @@
+package gitstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestCreateCommitsOneFilePerWrite(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	for i, name := range []string{"web", "api", "db"} {
+		res := mustApply(t, s, createMutation(newDeployment(i, testCluster, name)))
+		if !res.Changed || res.Commit != s.Head() {
+			t.Fatalf("write %d: result %+v, head %s", i, res, s.Head())
+		}
+	}
+	if got := runGit(t, dir, "rev-list", "--count", "main"); got != "3" {
+		t.Fatalf("commits = %s, want 3", got)
+	}
+	runGit(t, dir, "fsck", "--strict", "--no-dangling")
+	files := runGit(t, dir, "ls-tree", "-r", "--name-only", "main")
+	want := strings.Join([]string{
+		"clusters/" + testCluster + "/api.yaml",
+		"clusters/" + testCluster + "/db.yaml",
+		"clusters/" + testCluster + "/web.yaml",
+	}, "\n")
+	if files != want {
+		t.Fatalf("files:\n%s\nwant:\n%s", files, want)
+	}
+	author := runGit(t, dir, "log", "-1", "--format=%an <%ae>|%cn <%ce>|%s|%(trailers:key=Deployment-Id,valueonly)", "main")
+	if want := "Ada Lovelace <ada@example.com>|Mengi GitOps <gitops@mengi.local>|deployment db: create|00000000-0000-7000-8000-000000000002"; author != want {
+		t.Fatalf("last commit = %q, want %q", author, want)
+	}
+	d := newDeployment(0, testCluster, "web")
+	want0, _ := encodeForTest(d)
+	if got := runGit(t, dir, "show", "main:clusters/"+testCluster+"/web.yaml"); got != strings.TrimSpace(string(want0)) {
+		t.Fatalf("file content:\n%s\nwant:\n%s", got, want0)
+	}
+}
+
+func TestNameClashFailsAloneInsideBatch(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, clash := 0, 0
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := []string{"a", "b", "c", "d"}[i%4]
+			_, err := s.Apply(context.Background(), createMutation(newDeployment(i, testCluster, name)))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, errNameTaken):
+				clash++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 4 || clash != 36 {
+		t.Fatalf("ok=%d clash=%d, want 4 and 36", ok, clash)
+	}
+	if got := runGit(t, dir, "rev-list", "--count", "main"); got != "4" {
+		t.Fatalf("commits = %s, want 4", got)
+	}
+	runGit(t, dir, "fsck", "--strict", "--no-dangling")
+}
+
+func TestReopenLoadsIndexAndHistory(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	d := newDeployment(7, testCluster, "web")
+	mustApply(t, s, createMutation(d))
+	s.Close()
+
+	s2 := openStore(t, dir)
+	var found *Record
+	s2.Read(func(v *View) { found = v.Deployment(d.Metadata.ID) })
+	if found == nil || found.Deployment.Spec.Name != "web" {
+		t.Fatalf("deployment not found after reopen: %+v", found)
+	}
+	h, err := s2.History(context.Background(), d.Metadata.ID)
+	if err != nil || len(h) != 1 || !strings.HasPrefix(h[0].Message, "deployment web: create") {
+		t.Fatalf("history = %+v, %v", h, err)
+	}
+}

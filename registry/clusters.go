@@ -1,0 +1,88 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mengi-cloud/gitops/gitstore"
+	"github.com/mengi-cloud/gitops/schema"
+)
+
+// ClusterSpec is what `mengi clusters add` registers.
+type ClusterSpec struct {
+	Name       string
+	Kubeconfig string
+	Context    string
+	Provider   string
+	Region     string
+	Domain     string
+	// Users are the emails allowed to deploy; empty allows everyone.
+	Users []string
+}
+
+var (
+	clusterName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	domainName  = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+)
+
+// Check reports the first problem with the spec, naming the flag.
+func (c ClusterSpec) Check() error {
+	switch {
+	case !clusterName.MatchString(c.Name) || len(c.Name) > 63:
+		return fmt.Errorf("--name %q: use a DNS label (lowercase letters, digits and '-')", c.Name)
+	case c.Domain != "" && (!domainName.MatchString(c.Domain) || len(c.Domain) > 253):
+		return fmt.Errorf("--domain %q is not a DNS name", c.Domain)
+	}
+	for _, u := range c.Users {
+		if a, err := mail.ParseAddress(u); err != nil || a.Address != u {
+			return fmt.Errorf("--user %q is not a valid email address", u)
+		}
+	}
+	return nil
+}
+
+// AddCluster registers a cluster; its name must be new.
+func AddCluster(ctx context.Context, store *gitstore.Store, spec ClusterSpec) (*schema.Cluster, error) {
+	if err := spec.Check(); err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewRandom()
+	if err != nil {
+		return nil, err
+	}
+	c := &schema.Cluster{
+		APIVersion: schema.APIVersion, Kind: schema.KindCluster, ID: id.String(), Name: spec.Name,
+		Kubeconfig: spec.Kubeconfig, Context: spec.Context, Provider: spec.Provider, Region: spec.Region,
+		Domain: spec.Domain, Users: spec.Users, CreatedAt: time.Now().UTC().Truncate(time.Second),
+	}
+	_, err = store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
+		if v.ClusterByName(spec.Name) != nil {
+			return nil, fmt.Errorf("a cluster named %q is already registered", spec.Name)
+		}
+		content, err := schema.EncodeRecord(c)
+		if err != nil {
+			return nil, err
+		}
+		return &gitstore.Commit{
+			Author:  Operator,
+			Message: gitstore.Message("cluster "+spec.Name+": register", "", gitstore.Trailer{Key: "Cluster-Id", Value: c.ID}),
+			Changes: []gitstore.Change{{Path: gitstore.ClusterPath(c.ID), Content: content, Value: c}},
+		}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register cluster %s: %w", spec.Name, err)
+	}
+	return c, nil
+}
+
+// ClusterByName returns the registered cluster with this name, or nil.
+func ClusterByName(store *gitstore.Store, name string) *schema.Cluster {
+	var c *schema.Cluster
+	store.Read(func(v *gitstore.View) { c = v.ClusterByName(name) })
+	return c
+}

@@ -1,0 +1,136 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+)
+
+// fileHeader opens every deployment file the API writes.
+const fileHeader = "# Mengi GitOps deployment. Change metadata and spec through the API or a pull request;\n# the agent writes status.\n"
+
+// EncodeFile renders a deployment as the YAML file stored in Git: fixed key
+// order (apiVersion, kind, metadata, spec in file order, status), two-space
+// indentation, multi-line strings as literal blocks, unset fields left out.
+// The same deployment always gives the same bytes.
+func EncodeFile(d *Deployment) ([]byte, error) {
+	node, err := toNode(d)
+	if err != nil {
+		return nil, fmt.Errorf("encode deployment %s: %w", d.Metadata.ID, err)
+	}
+	body, err := encodeNode(node)
+	if err != nil {
+		return nil, fmt.Errorf("encode deployment %s: %w", d.Metadata.ID, err)
+	}
+	return append([]byte(fileHeader), body...), nil
+}
+
+// encodeNode writes a YAML node with two-space indentation.
+func encodeNode(node *yaml.Node) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(node); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// toNode turns v into a YAML node with the key order of its JSON encoding
+// and the plainest style that reads back the same.
+func toNode(v any) (*yaml.Node, error) {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(escapeForYAML(j), &doc); err != nil {
+		return nil, err
+	}
+	restyle(&doc)
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		return doc.Content[0], nil
+	}
+	return &doc, nil
+}
+
+// escapeForYAML escapes, in JSON text, the characters that encoding/json
+// leaves raw but a YAML reader does not take raw in a quoted string: DEL,
+// the C1 controls (YAML refuses them), NEL (YAML folds it as a line break),
+// U+FFFE and U+FFFF. They can only occur inside strings, where the \u
+// escape means the same in JSON and YAML.
+func escapeForYAML(j []byte) []byte {
+	special := func(r rune) bool { return (r >= 0x7f && r <= 0x9f) || r == 0xfffe || r == 0xffff }
+	if bytes.IndexFunc(j, special) < 0 {
+		return j
+	}
+	out := make([]byte, 0, len(j)+16)
+	for _, r := range string(j) {
+		if special(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = utf8.AppendRune(out, r)
+		}
+	}
+	return out
+}
+
+func restyle(n *yaml.Node) {
+	n.Style = 0
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		// YAML 1.1 readers would see a boolean; and NEL, LS and PS are line
+		// breaks to a YAML reader, which folds them in any style but double
+		// quotes (where they are escaped).
+		if yaml11Bool[strings.ToLower(n.Value)] || strings.ContainsAny(n.Value, "\u0085\u2028\u2029") {
+			n.Style = yaml.DoubleQuotedStyle
+		} else if strings.Contains(n.Value, "\n") {
+			// The encoder writes every multi-line string as a literal block
+			// unless told otherwise, and a literal block drops a leading
+			// line break: quote what a block would not hold exactly.
+			n.Style = yaml.DoubleQuotedStyle
+			if !strings.ContainsAny(n.Value, "\r\t") && !strings.HasPrefix(n.Value, " ") && !strings.HasPrefix(n.Value, "\n") {
+				n.Style = yaml.LiteralStyle
+			}
+		}
+	}
+	for _, c := range n.Content {
+		restyle(c)
+	}
+}
+
+// ParseFile reads and validates a deployment file. Problems are located
+// under the file's keys (for example `spec.volumes[0].path`) and carry the
+// line they were found on.
+func ParseFile(data []byte) (*Deployment, Errors) {
+	doc, lines, perr := parseYAML(data)
+	if perr != nil {
+		return nil, Errors{*perr}
+	}
+	errs := checkSchema(schemas().file, doc, nil)
+	var d Deployment
+	if err := decodeValid(doc, errs, nil, &d); err != nil {
+		errs = append(errs, *err)
+	} else {
+		d.Spec.applyDefaults()
+		errs = append(errs, d.Spec.check([]any{"spec"}, errs)...)
+	}
+	for i := range errs {
+		errs[i].Line = lines.find(errs[i].Loc)
+	}
+	if len(errs) > 0 {
+		return nil, errs.sorted()
+	}
+	return &d, nil
+}
+
+// yaml11Bool are the plain scalars that YAML 1.1 tools read as booleans.
+var yaml11Bool = map[string]bool{"y": true, "yes": true, "n": true, "no": true, "on": true, "off": true}

@@ -1,0 +1,104 @@
+package schema
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Record kinds other than Deployment that live in the repository.
+const (
+	KindUser    = "User"
+	KindCluster = "Cluster"
+)
+
+// User is an API user, stored at `users/<id>.yaml`. Only the SHA-256 of each
+// key is kept; the key itself is shown once, when it is made.
+type User struct {
+	APIVersion string    `json:"apiVersion"`
+	Kind       string    `json:"kind"`
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Email      string    `json:"email"`
+	CreatedAt  time.Time `json:"created_at"`
+	Keys       []APIKey  `json:"keys,omitempty"`
+}
+
+// APIKey is the stored form of a bearer key: its first characters (to tell
+// keys apart in a listing) and the hex SHA-256 of the whole key.
+type APIKey struct {
+	Prefix    string    `json:"prefix"`
+	SHA256    string    `json:"sha256"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Cluster is a Kubernetes cluster deployments may target, stored at
+// `clusters/<id>.yaml` beside the folder of its deployments. Kubeconfig is a
+// path on the agent's machine (credentials never go into Git). An empty
+// Users list lets every user deploy to the cluster.
+type Cluster struct {
+	APIVersion string         `json:"apiVersion"`
+	Kind       string         `json:"kind"`
+	ID         string         `json:"id"`
+	Name       string         `json:"name"`
+	Kubeconfig string         `json:"kubeconfig,omitempty"`
+	Context    string         `json:"context,omitempty"`
+	Provider   string         `json:"provider,omitempty"`
+	Region     string         `json:"region,omitempty"`
+	Domain     string         `json:"domain,omitempty"`
+	Users      []string       `json:"users,omitempty"`
+	CreatedAt  time.Time      `json:"created_at"`
+	Status     *ClusterStatus `json:"status,omitempty"`
+}
+
+// ClusterStatus is the agent's view of a cluster's reachability.
+type ClusterStatus struct {
+	ClusterStatus string     `json:"cluster_status,omitempty"`
+	ClusterError  string     `json:"cluster_error,omitempty"`
+	CheckedAt     *time.Time `json:"checked_at,omitempty"`
+}
+
+// Allows reports whether the user with this email may deploy to c. Emails
+// compare without regard to case, as the store looks users up.
+func (c *Cluster) Allows(email string) bool {
+	if len(c.Users) == 0 {
+		return true
+	}
+	for _, u := range c.Users {
+		if strings.EqualFold(u, email) {
+			return true
+		}
+	}
+	return false
+}
+
+// EncodeRecord renders a user or cluster record as YAML with the key order
+// of its Go type.
+func EncodeRecord(v any) ([]byte, error) {
+	node, err := toNode(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	return encodeNode(node)
+}
+
+// DecodeRecord reads a user or cluster record, refusing unknown keys.
+func DecodeRecord(data []byte, v any) error {
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return fmt.Errorf("decode record: %w", err)
+	}
+	if err := strictJSON(j, v); err != nil {
+		return fmt.Errorf("decode record: %w", err)
+	}
+	return nil
+}
+
+func strictJSON(j []byte, v any) error {
+	dec := json.NewDecoder(bytesReader(j))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
