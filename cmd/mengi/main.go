@@ -30,6 +30,7 @@ func newApp() *cli.App {
 			serveCommand(),
 			keysCommand(),
 			clustersCommand(),
+			devClusterCommand(),
 			upCommand(),
 			benchCommand(),
 			validateCommand(),

@@ -1,0 +1,4 @@
+package devcluster
+
+// ProcessAlive exports processAlive to the external tests.
+var ProcessAlive = processAlive
