@@ -178,3 +178,66 @@ func TestSIGKILLDuringWriteStorm(t *testing.T) {
 	}
 	t.Logf("%d acknowledged creates over 3 kills; %d commits with a Deployment-Id", len(acked), len(seen))
 }
+
+// TestSIGTERMFinishesInFlightWrites stops the server with SIGTERM during a
+// write storm: it exits 0, and every create that got a 201 is committed.
+func TestSIGTERMFinishesInFlightWrites(t *testing.T) {
+	repo := t.TempDir() + "/repo"
+	key := strings.TrimSpace(runMengi(t, "keys", "add", "--repo", repo, "--name", "Term", "--email", "term@example.com"))
+	cluster := strings.TrimSpace(runMengi(t, "clusters", "add", "--repo", repo, "--name", "prod"))
+	srv := startServer(t, repo)
+	client := &http.Client{Timeout: 10 * time.Second}
+	var mu sync.Mutex
+	var acked []string
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := fmt.Sprintf(`{"cluster_id":%q,"name":"t-w%d-n%d","docker_image":"nginx:1.27"}`, cluster, w, i)
+				code, out, err := post(client, srv.addr, key, body)
+				if err != nil {
+					return // the listener closed
+				}
+				if code == http.StatusCreated {
+					mu.Lock()
+					acked = append(acked, out["id"].(string))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := srv.cmd.Wait()
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("mengi serve after SIGTERM: %v\n%s", err, srv.logs.String())
+	}
+	if len(acked) == 0 {
+		t.Fatal("no create was acknowledged before SIGTERM")
+	}
+	out, err := exec.Command("git", "-C", repo, "log", "--format=%(trailers:key=Deployment-Id,valueonly)", "main").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := map[string]bool{}
+	for _, id := range strings.Fields(string(out)) {
+		committed[id] = true
+	}
+	for _, id := range acked {
+		if !committed[id] {
+			t.Errorf("acknowledged create %s is not committed", id)
+		}
+	}
+}
