@@ -96,11 +96,9 @@ func (s *Store) run() {
 		case r := <-s.queue:
 			s.commitBatch(s.drain(r))
 		case <-poll.C:
-			if stamp := s.ref.stamp(); stamp != s.refStamp {
-				if err := s.refresh(); err != nil {
-					s.log.Error("reading external change failed", "err", err)
-				}
-			}
+			s.checkExternal()
+		case <-s.refEvents:
+			s.checkExternal()
 		case <-s.quit:
 			// Close holds closeMu while closing quit, so no write is queued
 			// after this point; finish the ones already queued.
@@ -112,6 +110,16 @@ func (s *Store) run() {
 					return
 				}
 			}
+		}
+	}
+}
+
+// checkExternal takes in commits others made, when the branch's ref or
+// packed-refs changed on disk.
+func (s *Store) checkExternal() {
+	if stamp := s.ref.stamp(); stamp != s.refStamp {
+		if err := s.refresh(); err != nil {
+			s.log.Error("reading external change failed", "err", err)
 		}
 	}
 }
@@ -227,6 +235,7 @@ func (s *Store) tryBatch(batch []*request) error {
 	s.mu.Lock()
 	view.commitTo(s.idx)
 	s.head, s.headTree = parent, root
+	s.announce()
 	s.mu.Unlock()
 	for _, h := range hist {
 		s.hist.add(h.info, h.ids)
@@ -345,6 +354,7 @@ func (s *Store) refresh() error {
 	view.commitTo(s.idx)
 	old := s.head
 	s.head, s.headTree = head, c.tree
+	s.announce()
 	s.mu.Unlock()
 	s.log.Info("external change taken in", "from", short(old), "to", short(head), "files", len(changes))
 	return nil

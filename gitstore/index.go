@@ -201,8 +201,14 @@ func (v *View) UserByEmail(email string) *schema.User {
 	return nil
 }
 
-// set records a change made by a write of the batch.
+// set records a change made by a write of the batch. A deployment file
+// that became invalid keeps the last valid deployment it held, with its
+// error, so the API still shows the deployment (in status `error`) and the
+// agent can report the problem in the file.
 func (v *View) set(p string, r *Record) {
+	if old := v.Record(p); r != nil && r.Err != nil && r.Deployment == nil && old != nil && old.Deployment != nil {
+		r.Deployment, r.Phase = old.Deployment, schema.PhaseError
+	}
 	if old := v.Record(p); old != nil && old.Deployment != nil {
 		id := old.Deployment.Metadata.ID
 		cur, moved := v.ids[id]

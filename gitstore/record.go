@@ -21,7 +21,9 @@ type Record struct {
 	Path string
 	// Blob is the hash of the file's content.
 	Blob plumbing.Hash
-	// Exactly one of these is set when the file is valid.
+	// Exactly one of these is set when the file is valid. When a deployment
+	// file became invalid, Deployment is the last valid version and Err says
+	// what is wrong now.
 	Deployment *schema.Deployment
 	User       *schema.User
 	Cluster    *schema.Cluster

@@ -88,6 +88,8 @@ type Store struct {
 	head     plumbing.Hash
 	headTree plumbing.Hash
 
+	changed    chan struct{} // closed when the head moves; guarded by mu
+	refEvents  chan struct{} // the watcher saw the ref change on disk
 	refStamp   string        // owned by the committer goroutine
 	own        ownPacks      // packs written by this process, not merged yet
 	compactNow chan struct{} // asks the housekeeper to merge them
@@ -116,6 +118,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		idx:     newIndex(),
 
 		compactNow: make(chan struct{}, 1),
+		changed:    make(chan struct{}),
+		refEvents:  make(chan struct{}, 1),
 	}
 	s.trees = newTreeCache(s.objs, 1024)
 	head, err := s.ref.read()
@@ -133,7 +137,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	var bg sync.WaitGroup
-	bg.Add(2)
+	bg.Add(3)
+	go func() {
+		defer bg.Done()
+		s.watchRefs(ctx)
+	}()
 	go func() {
 		defer bg.Done()
 		s.hist.build(ctx, s, head)
@@ -369,4 +377,23 @@ func (s *Store) Diff(from, to plumbing.Hash) ([]FileChange, error) {
 		trees[i] = info.tree
 	}
 	return diffTrees(s.trees, trees[0], trees[1])
+}
+
+// Ref returns the hash a ref other than the branch points at (for example
+// the agent's refs/mengi/agent/synced); zero when it does not exist.
+func (s *Store) Ref(name string) (plumbing.Hash, error) {
+	return refFile{gitDir: s.dir, name: plumbing.ReferenceName(name)}.read()
+}
+
+// SetRef moves a ref other than the branch from old to new, with git's lock
+// protocol, durably; ErrRefChanged when it no longer holds old.
+func (s *Store) SetRef(name string, old, new plumbing.Hash) error {
+	if !strings.HasPrefix(name, "refs/") || name == s.ref.name.String() {
+		return fmt.Errorf("set ref %q: not a ref gitstore may move", name)
+	}
+	l, err := refFile{gitDir: s.dir, name: plumbing.ReferenceName(name)}.lock(old, new)
+	if err != nil {
+		return err
+	}
+	return l.commit()
 }

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
 )
@@ -9,12 +10,16 @@ import (
 // SetStatus returns the deployment file data with its top-level `status`
 // block replaced by st (appended when there is none; removed when st is
 // nil). Every other byte of the file (comments, key order, formatting of
-// what an engineer wrote) is kept as it is. The result is checked: it must
-// parse to the same metadata and spec as data, with the new status.
+// what an engineer wrote) is kept as it is. The file need not be valid (the
+// agent reports an invalid spec in status), but it must be a YAML mapping;
+// the result is checked to differ from data in status only.
 func SetStatus(data []byte, st *Status) ([]byte, error) {
-	before, errs := ParseFile(data)
-	if errs != nil {
-		return nil, fmt.Errorf("set status: the file is not valid: %w", errs)
+	before, _, perr := parseYAML(data)
+	if perr != nil {
+		return nil, fmt.Errorf("set status: %s", perr.Msg)
+	}
+	if _, ok := before.(map[string]any); !ok {
+		return nil, fmt.Errorf("set status: the file is not a YAML mapping")
 	}
 	var block []byte
 	if st != nil {
@@ -46,14 +51,40 @@ func SetStatus(data []byte, st *Status) ([]byte, error) {
 			out.Write(l)
 		}
 	}
-	after, errs := ParseFile(out.Bytes())
-	if errs != nil {
-		return nil, fmt.Errorf("set status: the result would not be valid: %w", errs)
+	after, _, perr := parseYAML(out.Bytes())
+	if perr != nil {
+		return nil, fmt.Errorf("set status: the result would not parse: %s", perr.Msg)
 	}
-	if !reflect.DeepEqual(before.Metadata, after.Metadata) || !reflect.DeepEqual(before.Spec, after.Spec) {
-		return nil, fmt.Errorf("set status: the file's layout is not one this edit understands (metadata or spec would change)")
+	b, a := before.(map[string]any), after.(map[string]any)
+	delete(b, "status")
+	delete(a, "status")
+	if !reflect.DeepEqual(b, a) {
+		return nil, fmt.Errorf("set status: the file's layout is not one this edit understands (more than status would change)")
 	}
 	return out.Bytes(), nil
+}
+
+// ReadStatus returns the status block of a deployment file, which need not
+// be valid otherwise; nil when there is none.
+func ReadStatus(data []byte) (*Status, error) {
+	doc, _, perr := parseYAML(data)
+	if perr != nil {
+		return nil, fmt.Errorf("read status: %s", perr.Msg)
+	}
+	m, _ := doc.(map[string]any)
+	raw, ok := m["status"]
+	if !ok || raw == nil {
+		return nil, nil
+	}
+	j, err := json.Marshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("read status: %w", err)
+	}
+	var st Status
+	if err := json.Unmarshal(j, &st); err != nil {
+		return nil, fmt.Errorf("read status: %w", err)
+	}
+	return &st, nil
 }
 
 // statusLines finds the top-level `status:` block: from its key's line up to

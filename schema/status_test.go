@@ -73,8 +73,28 @@ func TestSetStatusKeepsEverythingElse(t *testing.T) {
 	}
 }
 
-func TestSetStatusRefusesInvalidFiles(t *testing.T) {
-	if _, err := SetStatus([]byte("kind: Deployment\n"), &Status{Phase: PhaseRunning}); err == nil {
-		t.Fatal("an invalid file was edited")
+func TestSetStatusRefusesWhatIsNotAMapping(t *testing.T) {
+	for _, data := range []string{"- a\n- b\n", "key: [unclosed\n", "just text\n"} {
+		if _, err := SetStatus([]byte(data), &Status{Phase: PhaseRunning}); err == nil {
+			t.Errorf("%q was edited", data)
+		}
+	}
+}
+
+func TestSetStatusOnInvalidSpec(t *testing.T) {
+	bad := strings.Replace(engineerFile, "replicas: 3 # black friday", "replicas: three # black friday", 1)
+	out, err := SetStatus([]byte(bad), &Status{Phase: PhaseError, Reason: "InvalidSpec", ErrorMessage: "line 15: spec.replicas: Input should be a valid integer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), bad) {
+		t.Fatalf("the engineer's part changed:\n%s", out)
+	}
+	st, err := ReadStatus(out)
+	if err != nil || st.Phase != PhaseError || st.Reason != "InvalidSpec" {
+		t.Fatalf("ReadStatus = %+v, %v", st, err)
+	}
+	if st, err := ReadStatus([]byte(bad)); st != nil || err != nil {
+		t.Fatalf("ReadStatus without a block = %+v, %v", st, err)
 	}
 }
