@@ -200,7 +200,7 @@ func TestCreateValidation(t *testing.T) {
 		{"bad cluster id", dockerJSON(t, map[string]any{"cluster_id": "not-a-uuid"}), []entry{
 			{"uuid_parsing", L("body", "cluster_id"), "valid UUID"}}},
 		{"bad name", dockerJSON(t, map[string]any{"name": "Shop_API"}), []entry{
-			{"string_pattern_mismatch", L("body", "name"), "DNS-1123 label"}}},
+			{"string_pattern_mismatch", L("body", "name"), "DNS label"}}},
 		{"name too long", dockerJSON(t, map[string]any{"name": strings.Repeat("a", 54)}), []entry{
 			{"string_too_long", L("body", "name"), "at most 53 characters"}}},
 		{"unknown field", dockerJSON(t, map[string]any{"replica": 3}), []entry{
@@ -234,7 +234,7 @@ func TestCreateValidation(t *testing.T) {
 		{"values not a mapping", dockerJSON(t, map[string]any{"custom_values_yaml": "- a\n- b\n"}), []entry{
 			{"value_error", L("body", "custom_values_yaml"), "YAML mapping"}}},
 		{"several problems", `{"cluster_id": "` + e.prod.ID + `", "name": "-x-", "replicas": -1, "bogus": 1, "docker_image": "nginx"}`, []entry{
-			{"string_pattern_mismatch", L("body", "name"), "DNS-1123"},
+			{"string_pattern_mismatch", L("body", "name"), "DNS label"},
 			{"greater_than_equal", L("body", "replicas"), "greater than or equal to 0"},
 			{"extra_forbidden", L("body", "bogus"), "Extra inputs"},
 		}},

@@ -100,6 +100,11 @@ func deploymentResponse(rec *gitstore.Record, cluster *schema.Cluster) Deploymen
 	if st := d.Status; st != nil {
 		out.ValuesYAML, out.EndpointURL, out.ErrorMessage = strPtr(st.ValuesYAML), strPtr(st.EndpointURL), strPtr(st.ErrorMessage)
 	}
+	if rec.Err != nil {
+		// The file in Git is invalid now (an engineer's push): the spec shown
+		// is the last valid one, the error is the file's.
+		out.ErrorMessage = strPtr(rec.Err.Error())
+	}
 	if cluster != nil {
 		out.Provider, out.Region = strPtr(cluster.Provider), strPtr(cluster.Region)
 		if cs := cluster.Status; cs != nil {

@@ -199,7 +199,7 @@ func TestUpdateFixedFields(t *testing.T) {
 // deployment as it is, and makes no commit.
 func TestUpdateNoChange(t *testing.T) {
 	e := newEnv(t)
-	created := e.create(t, e.alice, dockerBody(e.prod, "web", "replicas", 1, "config", map[string]any{"ingress": true}))
+	created := e.create(t, e.alice, dockerBody(e.prod, "web", "replicas", 1, "container_port", 8080, "config", map[string]any{"ingress": true}))
 	id := str(created, "id")
 	e.clock.Advance(time.Hour)
 	for _, body := range []string{
@@ -237,7 +237,7 @@ func TestUpdateInvalid(t *testing.T) {
 		{"chart version on docker", docker, `{"helm_chart_version": "1.0.0"}`, "value_error", L("body", "helm_chart_version"), "only used when deployment_type is 'helm'"},
 		{"clear chart version", helm, `{"helm_chart_version": null}`, "missing", L("body", "helm_chart_version"), "Field required when deployment_type is 'helm'"},
 		{"image on helm", helm, `{"docker_image": "nginx:1.27"}`, "value_error", L("body", "docker_image"), "only used when deployment_type is 'docker'"},
-		{"bad name", docker, `{"name": "Web"}`, "string_pattern_mismatch", L("body", "name"), "DNS-1123"},
+		{"bad name", docker, `{"name": "Web"}`, "string_pattern_mismatch", L("body", "name"), "DNS label"},
 		{"null name", docker, `{"name": null}`, "string_type", L("body", "name"), "valid string"},
 		{"bad type", docker, `{"replicas": "x"}`, "int_type", L("body", "replicas"), "valid integer"},
 		{"unknown field", docker, `{"replica": 2}`, "extra_forbidden", L("body", "replica"), "Extra inputs are not permitted"},

@@ -241,3 +241,18 @@ func (v *View) commitTo(ix *index) {
 		}
 	}
 }
+
+// Each calls fn for every record of the head (batch changes included), in
+// no particular order.
+func (v *View) Each(fn func(*Record)) {
+	for p, r := range v.base.files {
+		if _, changed := v.changed[p]; !changed {
+			fn(r)
+		}
+	}
+	for _, r := range v.changed {
+		if r != nil {
+			fn(r)
+		}
+	}
+}

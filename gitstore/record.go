@@ -156,3 +156,15 @@ func deploymentID(data []byte) string {
 	}
 	return ""
 }
+
+// IsDeploymentPath reports whether p is where a deployment file lives
+// (clusters/<cluster-id>/<name>.yaml).
+func IsDeploymentPath(p string) bool { return fileKind(p) == "deployment" }
+
+// IsClusterPath reports whether p is a cluster record (clusters/<id>.yaml).
+func IsClusterPath(p string) bool { return fileKind(p) == "cluster" }
+
+// ClusterIDOf returns the cluster id of a cluster record's path.
+func ClusterIDOf(p string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(p, clustersDir+"/"), ".yaml")
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/mail"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -85,4 +86,40 @@ func ClusterByName(store *gitstore.Store, name string) *schema.Cluster {
 	var c *schema.Cluster
 	store.Read(func(v *gitstore.View) { c = v.ClusterByName(name) })
 	return c
+}
+
+// EnsureCluster registers the cluster, or updates the registered cluster of
+// that name when its connection or description differ; it returns the
+// cluster as recorded.
+func EnsureCluster(ctx context.Context, store *gitstore.Store, spec ClusterSpec) (*schema.Cluster, error) {
+	existing := ClusterByName(store, spec.Name)
+	if existing == nil {
+		return AddCluster(ctx, store, spec)
+	}
+	if err := spec.Check(); err != nil {
+		return nil, err
+	}
+	next := *existing
+	next.Kubeconfig, next.Context, next.Provider, next.Region, next.Domain = spec.Kubeconfig, spec.Context, spec.Provider, spec.Region, spec.Domain
+	next.Users = spec.Users
+	if next.Kubeconfig == existing.Kubeconfig && next.Context == existing.Context && next.Provider == existing.Provider &&
+		next.Region == existing.Region && next.Domain == existing.Domain && slices.Equal(next.Users, existing.Users) {
+		return existing, nil
+	}
+	next.Status = nil // a new connection: the agent checks it again
+	_, err := store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
+		content, err := schema.EncodeRecord(&next)
+		if err != nil {
+			return nil, err
+		}
+		return &gitstore.Commit{
+			Author:  Operator,
+			Message: gitstore.Message("cluster "+spec.Name+": update", "", gitstore.Trailer{Key: "Cluster-Id", Value: next.ID}),
+			Changes: []gitstore.Change{{Path: gitstore.ClusterPath(next.ID), Content: content, Value: &next}},
+		}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update cluster %s: %w", spec.Name, err)
+	}
+	return &next, nil
 }

@@ -105,3 +105,23 @@ func TestAddCluster(t *testing.T) {
 		t.Fatalf("files: %q", got)
 	}
 }
+
+func TestEnsureCluster(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	a, err := registry.EnsureCluster(ctx, s, registry.ClusterSpec{Name: "local", Kubeconfig: "/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := registry.EnsureCluster(ctx, s, registry.ClusterSpec{Name: "local", Kubeconfig: "/a"})
+	if err != nil || same.ID != a.ID {
+		t.Fatalf("unchanged: %+v %v", same, err)
+	}
+	moved, err := registry.EnsureCluster(ctx, s, registry.ClusterSpec{Name: "local", Kubeconfig: "/b"})
+	if err != nil || moved.ID != a.ID || moved.Kubeconfig != "/b" {
+		t.Fatalf("updated: %+v %v", moved, err)
+	}
+	if got := gitOut(t, s.Dir(), "log", "--format=%s", "main"); got != "cluster local: update\ncluster local: register" {
+		t.Fatalf("log:\n%s", got)
+	}
+}

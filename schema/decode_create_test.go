@@ -21,7 +21,7 @@ const (
 	msgDict     = "Input should be a valid dictionary"
 	msgModel    = "Input should be a valid dictionary or object to extract fields from"
 
-	msgName       = "String should be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+	msgName       = "String should be a DNS label: lowercase letters, digits and '-', starting with a letter and ending with a letter or digit"
 	msgEnvName    = "String should be an environment variable name: letters, digits and '_', not starting with a digit"
 	msgSecretRef  = "String should be '<secret-name>/<key>', naming a key of a Kubernetes Secret in the deployment's namespace"
 	msgAbsPath    = "String should be an absolute path without spaces"
@@ -76,7 +76,7 @@ func listTooLong(l []any, max, got int) E {
 func valueErr(l []any, msg string) E { return e("value_error", l, "Value error, "+msg, nil) }
 
 const (
-	namePattern      = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+	namePattern      = "^[a-z]([-a-z0-9]*[a-z0-9])?$"
 	envNamePattern   = "^[A-Za-z_][A-Za-z0-9_]*$"
 	secretRefPattern = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-._a-zA-Z0-9]+$"
 	pathPattern      = "^/[^\\s]*$"
@@ -396,9 +396,10 @@ func TestDecodeCreateName(t *testing.T) {
 		{"dot", docker("name", "my.web"), nameErr("my.web")},
 		{"space", docker("name", "my web"), nameErr("my web")},
 		{"unicode", docker("name", "wéb"), nameErr("wéb")},
+		{"leading digit (it names a Service)", docker("name", "1st"), nameErr("1st")},
 		{"newline", docker("name", "web\n"), nameErr("web\n")},
 	})
-	for _, ok := range []string{"a", "0", "web", "my-web-2", "1st", strings.Repeat("a", 53), "a--b"} {
+	for _, ok := range []string{"a", "web", "my-web-2", "a1st", strings.Repeat("a", 53), "a--b"} {
 		mustCreate(t, docker("name", ok))
 	}
 }

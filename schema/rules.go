@@ -80,6 +80,18 @@ func (s *Spec) check(prefix []any, prior Errors) Errors {
 		}
 	}
 
+	if s.ContainerPort == nil {
+		for _, k := range []string{"health_check_path", "ingress"} {
+			v, set := s.Config[k]
+			if set && v != false && !prior.has(loc(prefix, "config", k)) {
+				valueErr(loc(prefix, "config", k), v, "config.%s needs container_port", k)
+			}
+		}
+	}
+	if s.AppType == AppDatabase && (s.StorageSizeGB != nil || len(s.Volumes) > 0) && s.Replicas != nil && *s.Replicas > 1 {
+		valueErr(loc(prefix, "replicas"), *s.Replicas, "a database with storage runs at most 1 replica (its pods would share one volume)")
+	}
+
 	if prior.has(loc(prefix, "deployment_type")) {
 		return out
 	}

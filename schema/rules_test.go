@@ -183,11 +183,11 @@ func TestRulesCustomValuesYAML(t *testing.T) {
 
 func TestRulesConfig(t *testing.T) {
 	runCreate(t, []createCase{
-		{"documented keys", docker("config", m{"health_check_path": "/healthz?full=1", "storage_mount_path": "/srv/data",
+		{"documented keys", docker("container_port", 8080, "config", m{"health_check_path": "/healthz?full=1", "storage_mount_path": "/srv/data",
 			"ingress": false, "command": []any{"sh", "-c"}, "args": []any{"echo hi"}}), nil},
 		{"empty", docker("config", m{}), nil},
 		{"null", docker("config", nil), nil},
-		{"undocumented keys", docker("config", m{"port": 80, "ingress": true, "annotations": m{"a": "b"}}), []E{
+		{"undocumented keys", docker("container_port", 8080, "config", m{"port": 80, "ingress": true, "annotations": m{"a": "b"}}), []E{
 			{Type: "extra_forbidden", Loc: b("config", "annotations"), Msg: msgExtra, Input: m{"a": "b"}},
 			{Type: "extra_forbidden", Loc: b("config", "port"), Msg: msgExtra, Input: 80},
 		}},
@@ -195,6 +195,15 @@ func TestRulesConfig(t *testing.T) {
 			typeErr("list_type", b("config", "command")),
 			typeErr("bool_type", b("config", "ingress")),
 		}},
+		{"probe or ingress without a port", docker("config", m{"health_check_path": "/healthz", "ingress": true}), []E{
+			{Type: "value_error", Loc: b("config", "health_check_path"), Msg: "Value error, config.health_check_path needs container_port", Input: "/healthz"},
+			{Type: "value_error", Loc: b("config", "ingress"), Msg: "Value error, config.ingress needs container_port", Input: true},
+		}},
+		{"ingress off without a port", docker("config", m{"ingress": false}), nil},
+		{"database with storage and 2 replicas", docker("app_type", "database", "storage_size_gb", 5, "replicas", 2), []E{
+			{Type: "value_error", Loc: b("replicas"), Msg: "Value error, a database with storage runs at most 1 replica (its pods would share one volume)", Input: 2},
+		}},
+		{"database without storage, 3 replicas", docker("app_type", "database", "replicas", 3), nil},
 	})
 }
 

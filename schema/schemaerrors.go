@@ -164,7 +164,7 @@ var fixedAtCreation = map[string]string{
 
 // patternMessages says in words what each field's pattern means.
 var patternMessages = map[string]string{
-	"name":               "String should be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit",
+	"name":               "String should be a DNS label: lowercase letters, digits and '-', starting with a letter and ending with a letter or digit",
 	"env_name":           "String should be an environment variable name: letters, digits and '_', not starting with a digit",
 	"secret_ref":         "String should be '<secret-name>/<key>', naming a key of a Kubernetes Secret in the deployment's namespace",
 	"path":               "String should be an absolute path without spaces",

@@ -108,6 +108,10 @@ type Status struct {
 	AppliedCommit string     `json:"applied_commit,omitempty"`
 	AppliedAt     *time.Time `json:"applied_at,omitempty"`
 	UpdatedAt     *time.Time `json:"updated_at,omitempty"`
+	// Drift says what the agent last found changed by hand on the cluster
+	// and restored, and when.
+	Drift            string     `json:"drift,omitempty"`
+	DriftCorrectedAt *time.Time `json:"drift_corrected_at,omitempty"`
 }
 
 // Deployment is the whole file stored in Git for one deployment.

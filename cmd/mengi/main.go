@@ -32,8 +32,10 @@ func newApp() *cli.App {
 			clustersCommand(),
 			devClusterCommand(),
 			upCommand(),
+			agentCommand(),
 			benchCommand(),
 			validateCommand(),
+			renderCommand(),
 		},
 		HideHelpCommand: true,
 	}

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mengi-cloud/gitops/devcluster"
 	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/registry"
 )
@@ -18,52 +22,94 @@ const devEmail = "dev@mengi.local"
 
 func upCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "up",
-		Usage: "run the whole system on an embedded default: a local repository and the API, with a ready-made user key and cluster",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data", Usage: "folder for the repository and the dev key", Value: ".run", EnvVars: []string{"MENGI_DATA"}},
+		Name: "up",
+		Usage: "run the whole system in one process: a local repository, the API, the agent and, unless --kubeconfig " +
+			"is given, the local Kubernetes cluster; with a ready-made user key and cluster",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "data", Usage: "folder for the repository, the dev key, the chart cache and the local cluster", Value: ".run", EnvVars: []string{"MENGI_DATA"}},
 			&cli.StringFlag{Name: "listen", Usage: "API address", Value: "127.0.0.1:8080", EnvVars: []string{"MENGI_LISTEN"}},
+			&cli.StringFlag{Name: "kubeconfig", Usage: "deploy to this cluster instead of starting the local one", EnvVars: []string{"MENGI_KUBECONFIG"}},
+			&cli.StringFlag{Name: "context", Usage: "context of --kubeconfig (default: its current context)"},
+			&cli.StringFlag{Name: "domain", Usage: "DNS domain for the cluster's ingress hosts", Value: "local.mengi.dev"},
 			logFlag,
-		},
-		Action: func(c *cli.Context) error {
-			log, err := newLogger(c.String("log-level"))
-			if err != nil {
-				return err
-			}
-			data := c.String("data")
-			store, err := gitstore.Open(filepath.Join(data, "repo"), gitstore.Options{Logger: log})
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			key, err := devKey(c, store, filepath.Join(data, "dev-key"))
-			if err != nil {
-				return err
-			}
-			cluster := registry.ClusterByName(store, "local")
-			if cluster == nil {
-				if cluster, err = registry.AddCluster(c.Context, store, registry.ClusterSpec{Name: "local", Provider: "local", Region: "local", Domain: "local.mengi.dev"}); err != nil {
-					return err
-				}
-			}
-			return serveAPI(c.Context, store, c.String("listen"), 30*time.Second, log, func(addr string) {
-				fmt.Fprintf(c.App.Writer, `
+		}, agentFlags()...),
+		Action: up,
+	}
+}
+
+func up(c *cli.Context) error {
+	log, err := newLogger(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	data, err := filepath.Abs(c.String("data"))
+	if err != nil {
+		return err
+	}
+	kubeconfig, provider := c.String("kubeconfig"), "kubeconfig"
+	if kubeconfig == "" {
+		fmt.Fprintln(c.App.ErrWriter, "starting the local Kubernetes cluster (about 10 s)...")
+		cl, err := devcluster.Start(c.Context, devcluster.Options{StateDir: filepath.Join(data, "cluster"), Logger: log})
+		if err != nil {
+			return fmt.Errorf("local cluster: %w (or pass --kubeconfig to use another cluster)", err)
+		}
+		defer cl.Stop()
+		kubeconfig, provider = cl.KubeconfigPath(), "local"
+	}
+	if kubeconfig, err = filepath.Abs(kubeconfig); err != nil {
+		return err
+	}
+
+	store, err := gitstore.Open(filepath.Join(data, "repo"), gitstore.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	key, err := devKey(c, store, filepath.Join(data, "dev-key"))
+	if err != nil {
+		return err
+	}
+	cluster, err := registry.EnsureCluster(c.Context, store, registry.ClusterSpec{
+		Name: "local", Kubeconfig: kubeconfig, Context: c.String("context"), Provider: provider, Region: "local", Domain: c.String("domain"),
+	})
+	if err != nil {
+		return err
+	}
+	a, err := newAgent(c, store, log)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	var wg sync.WaitGroup
+	var agentErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		agentErr = a.Run(ctx)
+		cancel()
+	}()
+	apiErr := serveAPI(ctx, store, c.String("listen"), 30*time.Second, log, func(addr string) {
+		fmt.Fprintf(c.App.Writer, `
 Mengi GitOps is up.
   API:        http://%[1]s   (OpenAPI: http://%[1]s/openapi.json)
   repository: %[2]s
   API key:    %[3]s   (user %[4]s)
-  cluster:    %[5]s   (local)
+  cluster:    %[5]s   (local: %[6]s)
 
 Try:
   curl -s -X POST http://%[1]s/deployments \
     -H 'Authorization: Bearer %[3]s' -H 'Content-Type: application/json' \
     -d '{"cluster_id": "%[5]s", "name": "hello", "app_type": "web_app", "docker_image": "nginx:1.27", "replicas": 2, "container_port": 80}'
   git -C %[2]s log --stat
+  KUBECONFIG=%[6]s kubectl get all -n mengi-hello
 
-`, addr, store.Dir(), key, devEmail, cluster.ID)
-			})
-		},
-	}
+`, addr, store.Dir(), key, devEmail, cluster.ID, kubeconfig)
+	})
+	cancel()
+	wg.Wait()
+	return errors.Join(apiErr, agentErr)
 }
 
 // devKey returns the key kept in path when it is still registered, or

@@ -1,0 +1,46 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/mengi-cloud/gitops/cluster"
+	"github.com/mengi-cloud/gitops/render"
+	"github.com/mengi-cloud/gitops/schema"
+)
+
+// Renderer turns a deployment into a Helm release (package render).
+type Renderer interface {
+	Render(ctx context.Context, d *schema.Deployment, c *schema.Cluster) (*render.Release, error)
+}
+
+// Conn is what the agent needs of one cluster (package cluster).
+type Conn interface {
+	Ping(ctx context.Context) error
+	Apply(ctx context.Context, r cluster.Release) (*cluster.Applied, error)
+	Wait(ctx context.Context, a *cluster.Applied, timeout time.Duration) error
+	Uninstall(ctx context.Context, name, namespace string, timeout time.Duration) error
+	Owned(ctx context.Context) ([]cluster.Owned, error)
+	Drift(ctx context.Context, name, namespace string) ([]string, error)
+}
+
+// Connector opens a connection to a registered cluster.
+type Connector func(c *schema.Cluster) (Conn, error)
+
+// Labels the agent puts on every release and object it owns. It lists and
+// prunes only releases that carry LabelManaged.
+const (
+	LabelManaged      = "mengi.cloud/managed"
+	LabelDeploymentID = "mengi.cloud/deployment-id"
+)
+
+// Reasons written to status.reason: the step that failed.
+const (
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonRenderFailed       = "RenderFailed"
+	ReasonChartUnavailable   = "ChartUnavailable"
+	ReasonApplyFailed        = "ApplyFailed"
+	ReasonHealthCheckFailed  = "HealthCheckFailed"
+	ReasonClusterUnreachable = "ClusterUnreachable"
+	ReasonUnknownCluster     = "UnknownCluster"
+)

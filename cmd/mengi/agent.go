@@ -1,0 +1,85 @@
+package main
+
+import (
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mengi-cloud/gitops/agent"
+	"github.com/mengi-cloud/gitops/cluster"
+	"github.com/mengi-cloud/gitops/gitstore"
+	"github.com/mengi-cloud/gitops/render"
+	"github.com/mengi-cloud/gitops/schema"
+)
+
+// agentFlags are the agent's tuning flags, shared by `agent` and `up`.
+func agentFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "workers", Usage: "deployments reconciled at once", Value: 4},
+		&cli.DurationFlag{Name: "health-timeout", Usage: "how long a release may take to become healthy", Value: 2 * time.Minute},
+		&cli.DurationFlag{Name: "drift-interval", Usage: "how often releases are checked for changes made by hand (0: never)", Value: 30 * time.Second},
+		&cli.StringFlag{Name: "chart-cache", Usage: "folder for fetched Helm charts (default: <repo>/../charts)"},
+	}
+}
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "apply the repository's deployments to their clusters and write their status back",
+		Flags: append([]cli.Flag{repoFlag, logFlag}, agentFlags()...),
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c.String("log-level"))
+			if err != nil {
+				return err
+			}
+			store, err := gitstore.Open(c.String("repo"), gitstore.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			return runAgent(c, store, log)
+		},
+	}
+}
+
+// runAgent runs the agent on store until the command's context ends.
+func runAgent(c *cli.Context, store *gitstore.Store, log *slog.Logger) error {
+	a, err := newAgent(c, store, log)
+	if err != nil {
+		return err
+	}
+	return a.Run(c.Context)
+}
+
+func newAgent(c *cli.Context, store *gitstore.Store, log *slog.Logger) (*agent.Agent, error) {
+	cache := c.String("chart-cache")
+	if cache == "" {
+		cache = filepath.Join(filepath.Dir(filepath.Clean(store.Dir())), "charts")
+	}
+	drift := c.Duration("drift-interval")
+	if drift == 0 {
+		drift = -1
+	}
+	renderer, err := render.New(render.Options{CacheDir: cache, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return agent.New(agent.Options{
+		Store:         store,
+		Renderer:      renderer,
+		Connect:       connector(log),
+		Workers:       c.Int("workers"),
+		HealthTimeout: c.Duration("health-timeout"),
+		DriftInterval: drift,
+		Logger:        log,
+	})
+}
+
+// connector opens cluster connections for the agent.
+func connector(log *slog.Logger) agent.Connector {
+	return func(c *schema.Cluster) (agent.Conn, error) {
+		return cluster.Connect(c, cluster.Options{Logger: log})
+	}
+}
