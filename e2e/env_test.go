@@ -158,4 +158,3 @@ func (e *env) git(args ...string) string {
 }
 
 func (e *env) ns(name string) string { return render.Namespace(name) }
-
