@@ -102,6 +102,8 @@ type HealthError struct {
 	// Err is context.DeadlineExceeded when the timeout passed, or the
 	// context's error when the caller's context ended first.
 	Err error
+
+	unread bool // the object could not be read: no finding about its health
 }
 
 // Error implements error, e.g. "Deployment shop/shop: 1 of 3 replicas

@@ -46,12 +46,22 @@ func (c *Conn) Wait(ctx context.Context, a *Applied, timeout time.Duration) erro
 	var last *HealthError
 	err := c.poll(ctx, func(ctx context.Context) (bool, error) {
 		he := c.unhealthy(ctx, a.Objects)
-		if he != nil && (ctx.Err() == nil || last == nil) {
+		switch {
+		case he == nil:
+		case last == nil:
+			last = he
+		case he.unread:
+			// An object that could not be read (the client's rate limit, a
+			// slow answer) says less than an earlier check's finding.
+		case ctx.Err() == nil:
 			// A check cut short by the deadline says less than the one before.
 			last = he
 		}
 		return he == nil, nil
 	}, func(ctx context.Context, cause error) error {
+		if last == nil {
+			last = &HealthError{Object: a.Objects[0], Reason: "not checked before the deadline"}
+		}
 		last.Err = cause
 		last.Detail = c.explain(ctx, last)
 		return last
@@ -75,7 +85,7 @@ func (c *Conn) unhealthy(ctx context.Context, refs []ObjectRef) *HealthError {
 		case apierrors.IsNotFound(err):
 			return &HealthError{Object: ref, Reason: "not found"}
 		case err != nil:
-			return &HealthError{Object: ref, Reason: "cannot read: " + c.unreachable(err).Error()}
+			return &HealthError{Object: ref, Reason: "cannot read: " + c.unreachable(err).Error(), unread: true}
 		}
 		if ok, reason := health(obj); !ok {
 			return &HealthError{Object: ref, Reason: reason}

@@ -43,7 +43,7 @@ func waitUnhealthy(t *testing.T, values map[string]any, timeout time.Duration) (
 // it, in Helm's install order).
 func TestWaitPVCUnbound(t *testing.T) {
 	t.Parallel()
-	he, ns := waitUnhealthy(t, map[string]any{"storageClass": "does-not-exist", "worker": map[string]any{"enabled": false}}, 3*time.Second)
+	he, ns := waitUnhealthy(t, map[string]any{"storageClass": "does-not-exist", "worker": map[string]any{"enabled": false}}, 8*time.Second)
 	want := cluster.ObjectRef{APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: ns, Name: "app-data"}
 	if he.Object != want || he.Reason != "Pending" {
 		t.Errorf("HealthError %+v; want %v Pending", he, want)
@@ -64,7 +64,7 @@ func TestWaitUnschedulable(t *testing.T) {
 		"replicas":     2,
 		"nodeSelector": map[string]any{"mengi.cloud/no-such-node": "true"},
 		"worker":       map[string]any{"enabled": false},
-	}, 3*time.Second)
+	}, 8*time.Second)
 	want := cluster.ObjectRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "app"}
 	if he.Object != want || he.Reason != "0 of 2 replicas available" {
 		t.Errorf("HealthError %+v; want %v: 0 of 2 replicas available", he, want)
