@@ -18,6 +18,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/mengi-cloud/gitops/objectlabels"
 )
 
 // recoveryTimeout bounds the waits of Apply's own housekeeping (objects of
@@ -163,7 +165,7 @@ func (c *Conn) apply(ctx context.Context, r Release) (*release.Release, error) {
 	labels[LabelManaged] = "true"
 	var post postrender.PostRenderer
 	if len(r.ObjectLabels) > 0 {
-		post = &labelPostRenderer{labels: maps.Clone(r.ObjectLabels)}
+		post = objectlabels.PostRenderer(r.ObjectLabels)
 	}
 	ch, vals := copyChart(r.Chart), copyValues(r.Values)
 	if vals == nil {

@@ -7,6 +7,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"sigs.k8s.io/yaml"
 
+	"github.com/mengi-cloud/gitops/objectlabels"
 	"github.com/mengi-cloud/gitops/schema"
 )
 
@@ -39,7 +40,7 @@ func (r *Renderer) renderHelm(ctx context.Context, d *schema.Deployment) (*Relea
 	if err != nil {
 		return nil, err
 	}
-	rel.PostRenderer = &labelPostRenderer{labels: map[string]string{LabelDeploymentID: d.Metadata.ID}}
+	rel.PostRenderer = objectlabels.PostRenderer(map[string]string{LabelDeploymentID: d.Metadata.ID})
 	rel.userChart = true
 	return rel, nil
 }

@@ -54,8 +54,6 @@ metadata:
     mengi.cloud/deployment-id: ` + id + `
   name: a
 ---
-# Source: x/templates/a.yaml
----
 # Source: x/templates/list.yaml
 apiVersion: v1
 items:

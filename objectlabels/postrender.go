@@ -1,4 +1,8 @@
-package cluster
+// Package objectlabels adds labels to every Kubernetes object Helm renders
+// from a chart, as a Helm post-renderer. The agent labels the objects of
+// every release with the deployment's id this way (user charts included),
+// and `mengi render --manifests` shows the same objects.
+package objectlabels
 
 import (
 	"bufio"
@@ -7,11 +11,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 
+	"helm.sh/helm/v3/pkg/postrender"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
+
+// PostRenderer returns a Helm post-renderer that adds labels to every
+// object (see labelPostRenderer); nil when there are none.
+func PostRenderer(labels map[string]string) postrender.PostRenderer {
+	if len(labels) == 0 {
+		return nil
+	}
+	return &labelPostRenderer{labels: maps.Clone(labels)}
+}
 
 // labelPostRenderer is a Helm post-renderer that adds labels to every object
 // Helm renders from a chart (and to each item of a List), so the objects of
