@@ -318,11 +318,19 @@ func (r refFile) stamp() string {
 
 // refresh takes in commits made by others: it diffs the known head tree
 // against the branch's new head and updates the index and the history.
+//
+// The ref's stamp is recorded only once the change is taken in, so a read
+// that fails (another process merging the packs it read from, say) is tried
+// again at the next poll instead of waiting for the branch to move again.
 func (s *Store) refresh() error {
-	s.refStamp = s.ref.stamp()
+	stamp := s.ref.stamp()
 	head, err := s.ref.read()
-	if err != nil || head == s.head {
+	if err != nil {
 		return err
+	}
+	if head == s.head {
+		s.refStamp = stamp
+		return nil
 	}
 	c, err := s.readCommit(head)
 	if err != nil {
@@ -356,6 +364,7 @@ func (s *Store) refresh() error {
 	s.head, s.headTree = head, c.tree
 	s.announce()
 	s.mu.Unlock()
+	s.refStamp = stamp
 	s.log.Info("external change taken in", "from", short(old), "to", short(head), "files", len(changes))
 	return nil
 }
