@@ -5,7 +5,7 @@ DATA     ?= .run
 # The local control plane's binaries live outside the tree, keyed on their pinned versions.
 CLUSTER_BIN = $(shell bash tools/devcluster/build.sh --print-dir)
 
-.PHONY: build run test test-unit fuzz bench lint cluster-bin cluster-up cluster-down
+.PHONY: build run test test-unit fuzz bench bench-agent lint cluster-bin cluster-up cluster-down
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mengi
@@ -33,6 +33,11 @@ bench: build
 	for n in 0 10000 50000; do for c in 1 32; do \
 	  $(BIN) bench api --deployments $$n --clients $$c --duration 15s --results $(BENCH_OUT) || exit 1; \
 	done; done
+
+## bench-agent: the agent's benchmark of BENCHMARKS.md: latency and 200 deployments on a local cluster it starts and stops.
+bench-agent: build cluster-bin
+	@mkdir -p $(dir $(BENCH_OUT))
+	MENGI_CLUSTER_BIN=$(CLUSTER_BIN) $(BIN) bench agent --deployments 200 --latency-runs 20 --results $(BENCH_OUT)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -59,20 +59,24 @@ func (c *clusters) ready(ctx context.Context, cl *schema.Cluster) (Conn, error) 
 		c.mu.Unlock()
 		return conn, nil
 	}
-	c.mu.Unlock()
-
+	// Connecting reads the kubeconfig and contacts nothing: done under the
+	// lock, so workers share one connection (and its discovery cache).
 	conn := st.conn
 	var err error
 	if conn == nil {
-		conn, err = c.connect(cl)
+		if conn, err = c.connect(cl); err == nil {
+			st.conn = conn
+		}
 	}
+	c.mu.Unlock()
+
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err = conn.Ping(pctx)
 		cancel()
 	}
 	c.mu.Lock()
-	st.conn, st.checked, st.ok = conn, time.Now(), err == nil
+	st.checked, st.ok = time.Now(), err == nil
 	if err != nil {
 		st.failures++
 	} else {

@@ -28,10 +28,15 @@ type Conn interface {
 type Connector func(c *schema.Cluster) (Conn, error)
 
 // Labels the agent puts on every release and object it owns. It lists and
-// prunes only releases that carry LabelManaged.
+// prunes only releases that carry LabelManaged; a release that carries
+// LabelClusterID is pruned only on behalf of that cluster record, so two
+// records (or two repositories) pointing at one Kubernetes cluster never
+// prune each other's releases. LabelClusterID is on the release record
+// only.
 const (
 	LabelManaged      = "mengi.cloud/managed"
 	LabelDeploymentID = "mengi.cloud/deployment-id"
+	LabelClusterID    = "mengi.cloud/cluster-id"
 )
 
 // Reasons written to status.reason: the step that failed.

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"strings"
 
+	"github.com/mengi-cloud/gitops/cluster"
 	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/render"
 	"github.com/mengi-cloud/gitops/schema"
@@ -33,6 +35,11 @@ func (a *Agent) checkDrift(ctx context.Context) {
 			continue
 		}
 		items, err := conn.Drift(ctx, t.name, render.Namespace(t.name))
+		if errors.Is(err, cluster.ErrReleaseNotFound) {
+			// The whole release was removed by hand (helm uninstall, the
+			// namespace deleted): install it again.
+			items, err = []string{"release " + render.Namespace(t.name) + "/" + t.name + ": deleted"}, nil
+		}
 		if err != nil {
 			a.log.Warn("drift check failed", "path", t.path, "err", err)
 			continue

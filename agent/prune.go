@@ -12,7 +12,10 @@ import (
 // prune uninstalls the releases the agent owns (label mengi.cloud/managed)
 // that no deployment file asks for any more: the file was deleted by a
 // commit, or renamed, or moved its deployment elsewhere. Releases without
-// the label are never touched. One prune runs at a time.
+// the label are never touched, nor are releases applied for another
+// cluster record (label mengi.cloud/cluster-id): the Kubernetes cluster
+// behind a record may also be behind other records, of this repository or
+// another one. One prune runs at a time.
 func (a *Agent) prune(ctx context.Context) {
 	a.pruneMu.Lock()
 	defer a.pruneMu.Unlock()
@@ -23,6 +26,9 @@ func (a *Agent) prune(ctx context.Context) {
 			continue
 		}
 		for _, rel := range owned {
+			if id, ok := rel.Labels[LabelClusterID]; ok && id != clusterID {
+				continue // another cluster record's release
+			}
 			if a.wanted(clusterID, rel.Name, rel.Namespace, rel.Labels[LabelDeploymentID]) {
 				continue
 			}

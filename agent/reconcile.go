@@ -102,7 +102,7 @@ func (a *Agent) reconcile(ctx context.Context, path string, force bool) {
 	log.Info("applying", "step", "apply", "release", rel.Namespace+"/"+rel.Name, "chart", rel.ChartRef)
 	applied, err := conn.Apply(ctx, cluster.Release{
 		Name: rel.Name, Namespace: rel.Namespace, Chart: rel.Chart, Values: rel.Values,
-		Labels:       map[string]string{LabelManaged: "true", LabelDeploymentID: d.Metadata.ID},
+		Labels:       map[string]string{LabelManaged: "true", LabelDeploymentID: d.Metadata.ID, LabelClusterID: s.cluster.ID},
 		ObjectLabels: map[string]string{LabelDeploymentID: d.Metadata.ID},
 	})
 	if err != nil {

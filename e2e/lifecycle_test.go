@@ -13,6 +13,7 @@ import (
 // TestDockerLifecycle: POST a web_app, see it running on the cluster and
 // in Git, scale it with PATCH, delete it.
 func TestDockerLifecycle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	code, d := e.call(http.MethodPost, "/deployments", map[string]any{
 		"cluster_id": e.cluster.ID, "name": "shop", "app_type": "web_app", "docker_image": "nginx:1.27",

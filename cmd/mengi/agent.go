@@ -2,7 +2,9 @@ package main
 
 import (
 	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -28,11 +30,24 @@ func agentCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "agent",
 		Usage: "apply the repository's deployments to their clusters and write their status back",
-		Flags: append([]cli.Flag{repoFlag, logFlag}, agentFlags()...),
+		Flags: append([]cli.Flag{repoFlag, logFlag,
+			&cli.StringFlag{Name: "cpu-profile", Usage: "write a CPU profile of the whole run to this file (for `mengi bench agent`)", Hidden: true},
+		}, agentFlags()...),
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c.String("log-level"))
 			if err != nil {
 				return err
+			}
+			if path := c.String("cpu-profile"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			store, err := gitstore.Open(c.String("repo"), gitstore.Options{Logger: log})
 			if err != nil {
