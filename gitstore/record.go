@@ -1,8 +1,6 @@
 package gitstore
 
 import (
-	"slices"
-
 	"fmt"
 	"path"
 	"sigs.k8s.io/yaml"
@@ -125,11 +123,6 @@ func fileError(errs schema.Errors) error {
 		parts[i] = fmt.Sprintf("line %d: %s: %s", e.Line, f, e.Msg)
 	}
 	return fmt.Errorf("invalid deployment file: %s", strings.Join(parts, "; "))
-}
-
-// sortRecords orders records by path.
-func sortRecords(rs []*Record) {
-	slices.SortFunc(rs, func(a, b *Record) int { return strings.Compare(a.Path, b.Path) })
 }
 
 // deploymentID finds metadata.id in a deployment file without parsing all

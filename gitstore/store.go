@@ -335,20 +335,6 @@ func (s *Store) UserByKey(sha string) *Record {
 	return nil
 }
 
-// Records returns every record whose path starts with prefix, sorted by path.
-func (s *Store) Records(prefix string) []*Record {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []*Record
-	for p, r := range s.idx.files {
-		if strings.HasPrefix(p, prefix) {
-			out = append(out, r)
-		}
-	}
-	sortRecords(out)
-	return out
-}
-
 // History returns the commits that touched deployment id's file, oldest
 // first.
 func (s *Store) History(ctx context.Context, id string) ([]HistoryEntry, error) {

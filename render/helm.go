@@ -56,7 +56,7 @@ func helmValues(custom, deploymentID string) (map[string]any, error) {
 		return nil, invalidSpec("custom_values_yaml", "not valid YAML: %s", strings.TrimPrefix(err.Error(), "error converting YAML to JSON: yaml: "))
 	}
 	if _, ok := doc.(map[string]any); !ok && doc != nil {
-		return nil, invalidSpec("custom_values_yaml", "should be a YAML mapping of chart values, not %s", kindOf(doc))
+		return nil, invalidSpec("custom_values_yaml", "should be a YAML mapping of chart values, not %s", schema.KindOf(doc))
 	}
 	vals, err := chartutil.ReadValues([]byte(custom))
 	if err != nil {
@@ -105,18 +105,4 @@ func fieldOf(rel *Release) string {
 		return "custom_values_yaml"
 	}
 	return ""
-}
-
-// kindOf names the YAML kind of a value that should have been a mapping.
-func kindOf(v any) string {
-	switch v.(type) {
-	case []any:
-		return "a list"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	default:
-		return "a number"
-	}
 }

@@ -138,12 +138,14 @@ func checkValuesYAML(text string) string {
 		return "custom_values_yaml is not valid YAML: " + strings.TrimPrefix(err.Error(), "error converting YAML to JSON: yaml: ")
 	}
 	if _, ok := v.(map[string]any); !ok && v != nil {
-		return fmt.Sprintf("custom_values_yaml should be a YAML mapping of chart values, not %s", describe(v))
+		return fmt.Sprintf("custom_values_yaml should be a YAML mapping of chart values, not %s", KindOf(v))
 	}
 	return ""
 }
 
-func describe(v any) string {
+// KindOf names the YAML kind of a decoded value that should have been a
+// mapping: "a list", "a string", "a boolean" or "a number".
+func KindOf(v any) string {
 	switch v.(type) {
 	case []any:
 		return "a list"
