@@ -1,12 +1,36 @@
 package main
 
 import (
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 	"testing"
 
 	"github.com/mengi-cloud/gitops/devcluster/clustertest"
 )
 
-// TestMain shares one local Kubernetes cluster between the tests that need
-// it (started on first use; the other tests never start it).
-func TestMain(m *testing.M) { os.Exit(clustertest.RunTests(m)) }
+// helperEnv makes the test binary act as the mengi command (see mengiCmd).
+const helperEnv = "MENGI_HELPER_PROCESS"
+
+// TestMain runs the test binary as the mengi command when a test starts it
+// as a child process (so tests drive the real command, signals and exit
+// codes included); otherwise it runs the tests, sharing one local
+// Kubernetes cluster between those that need it (started on first use).
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "1" {
+		os.Exit(runAsMengi(os.Args[1:]))
+	}
+	os.Exit(clustertest.RunTests(m))
+}
+
+// runAsMengi runs `mengi args...` as main does and returns the exit status.
+func runAsMengi(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newApp().RunContext(ctx, append([]string{"mengi"}, args...)); err != nil {
+		os.Stderr.WriteString("mengi: " + err.Error() + "\n")
+		return exitCode(err)
+	}
+	return 0
+}
