@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -88,17 +89,18 @@ func CreateLoad(ctx context.Context, baseURL, key string, clusterIDs []string, c
 	}
 	wg.Wait()
 	res := LoadResult{Requests: len(latencies), Errors: errs, Elapsed: time.Since(start)}
-	res.P50, res.P99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+	res.P50, res.P99 = Percentile(latencies, 0.50), Percentile(latencies, 0.99)
 	return res
 }
 
-// percentile returns the p-th latency (nearest rank).
-func percentile(d []time.Duration, p float64) time.Duration {
+// Percentile returns the p-th quantile of d by nearest rank (the smallest
+// value with at least p of the values at or below it); 0 for none.
+func Percentile(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {
 		return 0
 	}
 	s := slices.Clone(d)
 	slices.Sort(s)
-	i := int(float64(len(s))*p+0.5) - 1
+	i := int(math.Ceil(float64(len(s))*p)) - 1
 	return s[max(0, min(i, len(s)-1))]
 }

@@ -77,15 +77,24 @@ func benchAPI(c *cli.Context) error {
 	line := fmt.Sprintf("deployments=%d clients=%d %s seed_s=%.1f open_s=%.2f rss_mb=%d",
 		c.Int("deployments"), c.Int("clients"), res, seeded.Seconds(), opened.Seconds(), peakRSSMB())
 	fmt.Fprintln(c.App.Writer, line)
-	if f := c.String("results"); f != "" {
-		out, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		defer out.Close()
-		fmt.Fprintln(out, line)
+	return appendResult(c.String("results"), line)
+}
+
+// appendResult appends a benchmark's result line to file (none when file
+// is empty).
+func appendResult(file, line string) error {
+	if file == "" {
+		return nil
 	}
-	return nil
+	out, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	if _, err := fmt.Fprintln(out, line); err != nil {
+		out.Close()
+		return fmt.Errorf("results: %w", err)
+	}
+	return out.Close()
 }
 
 // peakRSSMB reads the process's peak resident set size (VmHWM) in MiB.

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mengi-cloud/gitops/api"
+	"github.com/mengi-cloud/gitops/bench"
 	"github.com/mengi-cloud/gitops/devcluster"
 	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/registry"
@@ -203,29 +204,10 @@ func benchAgent(c *cli.Context) (err error) {
 	load1 := loadAverage()
 	line := fmt.Sprintf("agent workers=%d first_deploy_s=%.2f latency_runs=%d latency_p50_s=%.2f latency_p95_s=%.2f latency_max_s=%.2f "+
 		"deployments=%d deploy_acked_s=%.1f deploy%d_s=%.1f agent_peak_rss_mb=%d agent_cpu_s=%.1f store_lags=%d loadavg_before=%s loadavg_after=%s",
-		c.Int("workers"), first.Seconds(), len(lat), pct(lat, 0.50).Seconds(), pct(lat, 0.95).Seconds(), pct(lat, 1).Seconds(),
+		c.Int("workers"), first.Seconds(), len(lat), bench.Percentile(lat, 0.50).Seconds(), bench.Percentile(lat, 0.95).Seconds(), bench.Percentile(lat, 1).Seconds(),
 		n, acked.Seconds(), n, loadTook.Seconds(), peak, cpu, storeLags, load0, load1)
 	fmt.Fprintln(out, line)
-	if f := c.String("results"); f != "" {
-		w, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		defer w.Close()
-		fmt.Fprintln(w, line)
-	}
-	return nil
-}
-
-// pct is the p-th quantile of d (nearest rank); 0 for none.
-func pct(d []time.Duration, p float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := int(float64(len(s))*p+0.999999) - 1
-	return s[min(max(i, 0), len(s)-1)]
+	return appendResult(c.String("results"), line)
 }
 
 // storeLags counts the times waitRunning found the store behind the

@@ -88,6 +88,45 @@ func post(client *http.Client, addr, key, body string) (int, map[string]any, err
 	return resp.StatusCode, out, nil
 }
 
+// storm posts creates from workers concurrent clients until the returned
+// stop is called (or the server goes away). ack gets the id and name of
+// each 201; refused, when not nil, any other answer (that client stops).
+func storm(t *testing.T, addr, key, cluster, prefix string, workers int, ack func(id, name string), refused func(name string, code int, out map[string]any)) (stop func()) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				name := fmt.Sprintf("%s-w%d-n%d", prefix, w, i)
+				body := fmt.Sprintf(`{"cluster_id":%q,"name":%q,"docker_image":"nginx:1.27","replicas":1}`, cluster, name)
+				code, out, err := post(client, addr, key, body)
+				switch {
+				case err != nil:
+					return // the server went away
+				case code == http.StatusCreated:
+					ack(out["id"].(string), name)
+				case refused != nil:
+					refused(name, code, out)
+					return
+				}
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 // TestSIGKILLDuringWriteStorm kills the server in the middle of concurrent
 // creates, restarts it, and checks that every acknowledged deployment is
 // there and the repository is intact.
@@ -100,41 +139,18 @@ func TestSIGKILLDuringWriteStorm(t *testing.T) {
 	var mu sync.Mutex
 	for round := range 3 {
 		srv := startServer(t, repo)
-		client := &http.Client{Timeout: 10 * time.Second}
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		for w := range 16 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					name := fmt.Sprintf("r%d-w%d-n%d", round, w, i)
-					body := fmt.Sprintf(`{"cluster_id":%q,"name":%q,"docker_image":"nginx:1.27","replicas":1}`, cluster, name)
-					code, out, err := post(client, srv.addr, key, body)
-					if err != nil {
-						return // the server was killed
-					}
-					if code != http.StatusCreated {
-						t.Errorf("POST %s: %d %v", name, code, out)
-						return
-					}
-					mu.Lock()
-					acked[out["id"].(string)] = name
-					mu.Unlock()
-				}
-			}()
-		}
+		stop := storm(t, srv.addr, key, cluster, fmt.Sprintf("r%d", round), 16, func(id, name string) {
+			mu.Lock()
+			acked[id] = name
+			mu.Unlock()
+		}, func(name string, code int, out map[string]any) {
+			t.Errorf("POST %s: %d %v", name, code, out)
+		})
 		time.Sleep(700 * time.Millisecond)
 		if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		close(stop)
-		wg.Wait()
+		stop()
 		srv.cmd.Wait()
 	}
 	if len(acked) < 20 {
@@ -186,41 +202,19 @@ func TestSIGTERMFinishesInFlightWrites(t *testing.T) {
 	key := strings.TrimSpace(runMengi(t, "keys", "add", "--repo", repo, "--name", "Term", "--email", "term@example.com"))
 	cluster := strings.TrimSpace(runMengi(t, "clusters", "add", "--repo", repo, "--name", "prod"))
 	srv := startServer(t, repo)
-	client := &http.Client{Timeout: 10 * time.Second}
 	var mu sync.Mutex
 	var acked []string
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				body := fmt.Sprintf(`{"cluster_id":%q,"name":"t-w%d-n%d","docker_image":"nginx:1.27"}`, cluster, w, i)
-				code, out, err := post(client, srv.addr, key, body)
-				if err != nil {
-					return // the listener closed
-				}
-				if code == http.StatusCreated {
-					mu.Lock()
-					acked = append(acked, out["id"].(string))
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	stop := storm(t, srv.addr, key, cluster, "t", 8, func(id, _ string) {
+		mu.Lock()
+		acked = append(acked, id)
+		mu.Unlock()
+	}, nil)
 	time.Sleep(500 * time.Millisecond)
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	err := srv.cmd.Wait()
-	close(stop)
-	wg.Wait()
+	stop()
 	if err != nil {
 		t.Fatalf("mengi serve after SIGTERM: %v\n%s", err, srv.logs.String())
 	}
