@@ -3,10 +3,10 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"time"
 
 	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/registry"
@@ -36,7 +36,7 @@ func SeedRepo(ctx context.Context, dir string, n, clusters int) (*Seed, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ts := seedTime
 	s := &Seed{Dir: dir, Key: key, UserID: "00000000-0000-7000-8000-00000000bbbb"}
 	cmd := exec.CommandContext(ctx, "git", "-C", dir, "fast-import", "--quiet")
 	stdin, err := cmd.StdinPipe()
@@ -72,12 +72,8 @@ func SeedRepo(ctx context.Context, dir string, n, clusters int) (*Seed, error) {
 		}
 		file(gitstore.ClusterPath(cl.ID), b)
 	}
-	img, replicas := "nginx:1.27", int64(1)
 	for i := range n {
-		d := &schema.Deployment{APIVersion: schema.APIVersion, Kind: schema.KindDeployment,
-			Metadata: schema.Metadata{ID: fmt.Sprintf("00000000-0000-7000-9000-%012d", i), UserID: s.UserID, CreatedAt: ts, UpdatedAt: ts},
-			Spec: schema.Spec{ClusterID: s.ClusterIDs[i%clusters], Name: fmt.Sprintf("seed-%06d", i), AppType: schema.AppWebApp,
-				DeploymentType: schema.TypeDocker, DockerImage: &img, Replicas: &replicas}}
+		d := seedDeployment(i, s.UserID, s.ClusterIDs)
 		b, err := schema.EncodeFile(d)
 		if err != nil {
 			return nil, err
@@ -94,4 +90,33 @@ func SeedRepo(ctx context.Context, dir string, n, clusters int) (*Seed, error) {
 		return nil, fmt.Errorf("git fast-import: %w", err)
 	}
 	return s, nil
+}
+
+// SeedFile is where a benchmark that keeps its repository records how it
+// was seeded, beside the repository.
+const SeedFile = "seed.json"
+
+// Save writes the seed's description to file.
+func (s *Seed) Save(file string) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("save seed: %w", err)
+	}
+	return nil
+}
+
+// LoadSeed reads a seed description written by Save.
+func LoadSeed(file string) (*Seed, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("load seed: %w", err)
+	}
+	var s Seed
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("load seed %s: %w", file, err)
+	}
+	return &s, nil
 }

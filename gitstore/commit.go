@@ -130,7 +130,7 @@ func parseSignature(s string) (Signature, time.Time) {
 	var tz string
 	fmt.Sscanf(strings.TrimSpace(s[gt+1:]), "%d %s", &sec, &tz)
 	when := time.Unix(sec, 0).UTC()
-	if len(tz) == 5 {
+	if len(tz) == 5 && tz != "+0000" {
 		var hh, mm int
 		fmt.Sscanf(tz[1:], "%02d%02d", &hh, &mm)
 		off := hh*3600 + mm*60

@@ -86,30 +86,51 @@ func (s *Store) Apply(ctx context.Context, m Mutation) (*Result, error) {
 }
 
 // run is the committer: the only goroutine that writes the repository or
-// changes the index.
+// changes the index. It works as a two-stage pipeline: while one batch is
+// being made durable (its pack fsynced, its ref moved) by a goroutine of
+// its own, the committer already runs the next batch's writes and encodes
+// its pack on top of it; the next batch is made durable once the one
+// before it has landed.
 func (s *Store) run() {
 	defer close(s.stopped)
 	poll := time.NewTicker(s.opts.PollInterval)
 	defer poll.Stop()
+	var inflight *batch
 	for {
+		var landed <-chan error
+		if inflight != nil {
+			landed = inflight.done
+		}
 		select {
 		case r := <-s.queue:
-			s.commitBatch(s.drain(r))
+			inflight = s.next(inflight, s.drain(r))
+		case err := <-landed:
+			s.land(inflight, err)
+			inflight = nil
 		case <-poll.C:
-			s.checkExternal()
+			if inflight == nil {
+				s.checkExternal()
+			}
 		case <-s.refEvents:
-			s.checkExternal()
+			if inflight == nil {
+				s.checkExternal()
+			}
 		case <-s.quit:
 			// Close holds closeMu while closing quit, so no write is queued
 			// after this point; finish the ones already queued.
 			for {
 				select {
 				case r := <-s.queue:
-					s.commitBatch(s.drain(r))
+					inflight = s.next(inflight, s.drain(r))
+					continue
 				default:
-					return
 				}
+				break
 			}
+			if inflight != nil {
+				s.land(inflight, <-inflight.done)
+			}
+			return
 		}
 	}
 }
@@ -138,12 +159,72 @@ func (s *Store) drain(first *request) []*request {
 	return batch
 }
 
+// batch is a group of writes made into a chain of commits, one per write,
+// and encoded as one pack, on its way to disk.
+type batch struct {
+	reqs       []*request
+	view       *View
+	parent     plumbing.Hash // the head it builds on
+	head, tree plumbing.Hash // the head it makes
+	pack       *encodedPack  // nil when no write changed anything
+	hist       []histAdd
+	commits    int
+	started    time.Time
+	done       chan error // the outcome of making it durable
+}
+
+// next builds reqs into a batch on top of inflight (the batch being made
+// durable, if any), waits for inflight to land, and starts making the new
+// batch durable. It returns the batch now in flight, or nil.
+func (s *Store) next(inflight *batch, reqs []*request) *batch {
+	head, tree, prev := s.head, s.headTree, (*View)(nil)
+	if inflight != nil {
+		head, tree, prev = inflight.head, inflight.tree, inflight.view
+	}
+	b, err := s.build(reqs, head, tree, prev)
+	if inflight != nil {
+		if !s.land(inflight, <-inflight.done) {
+			// b builds on commits that did not land: run its writes
+			// again on the head as it is now.
+			s.commitBatch(reqs)
+			return nil
+		}
+		if b != nil {
+			b.view.prev = nil // inflight's changes are in the index now
+		}
+	}
+	if err != nil || b.pack == nil {
+		s.answer(reqs, err)
+		return nil
+	}
+	b.done = make(chan error, 1)
+	go func() { b.done <- s.persist(b.pack, b.parent, b.head) }()
+	return b
+}
+
+// land finishes a batch whose persist returned err: on success the index
+// and head move and every writer is answered; on failure the writes are
+// run again from the head (see commitBatch). It reports whether the batch
+// landed as built.
+func (s *Store) land(b *batch, err error) bool {
+	if err != nil {
+		s.log.Warn("batch not committed, running its writes again", "writes", len(b.reqs), "err", err)
+		s.commitBatch(b.reqs)
+		return false
+	}
+	s.publish(b)
+	s.answer(b.reqs, nil)
+	return true
+}
+
 // commitBatch makes one commit per write of the batch, chained in order,
-// makes them durable together and answers every writer.
-func (s *Store) commitBatch(batch []*request) {
+// makes them durable together and answers every writer, without
+// pipelining: it is the path taken again when a batch failed, typically
+// because someone pushed meanwhile.
+func (s *Store) commitBatch(reqs []*request) {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		err = s.tryBatch(batch)
+		err = s.tryBatch(reqs)
 		if !errors.Is(err, ErrRefChanged) {
 			break
 		}
@@ -154,7 +235,13 @@ func (s *Store) commitBatch(batch []*request) {
 			break
 		}
 	}
-	for _, r := range batch {
+	s.answer(reqs, err)
+}
+
+// answer tells every writer of a batch its outcome; err, when not nil,
+// fails the writes that did not fail on their own.
+func (s *Store) answer(reqs []*request, err error) {
+	for _, r := range reqs {
 		o := r.res
 		if err != nil && o.err == nil {
 			o = outcome{err: fmt.Errorf("commit: %w", err)}
@@ -163,24 +250,38 @@ func (s *Store) commitBatch(batch []*request) {
 	}
 }
 
-// tryBatch runs the batch's writes against the head and persists them. On
-// any error nothing of the batch is visible: the index and head are only
-// changed after the ref update succeeded.
-func (s *Store) tryBatch(batch []*request) error {
-	start := time.Now()
-	view := newView(s.idx)
-	parent, root := s.head, s.headTree
-	var objs []object
-	var hist []histAdd
-	commits := 0
+// tryBatch builds the batch on the head and persists it. On any error
+// nothing of the batch is visible: the index and head only change after
+// the ref update succeeded.
+func (s *Store) tryBatch(reqs []*request) error {
+	b, err := s.build(reqs, s.head, s.headTree, nil)
+	if err != nil || b.pack == nil {
+		return err
+	}
+	if err := s.persist(b.pack, b.parent, b.head); err != nil {
+		return err
+	}
+	s.publish(b)
+	return nil
+}
+
+// build runs the writes of reqs in order on top of head (and prev, the
+// view of the batch in flight), making one commit per write that changes
+// something, and encodes the new objects as one pack. Each request's
+// outcome is set; a write whose checks fail fails alone.
+func (s *Store) build(reqs []*request, head, root plumbing.Hash, prev *View) (*batch, error) {
+	b := &batch{reqs: reqs, view: newView(s.idx), parent: head, started: time.Now()}
+	b.view.prev = prev
+	parent := head
+	objs := newBatchObjects()
 	now := s.opts.Now().Truncate(time.Second)
-	for _, r := range batch {
+	for _, r := range reqs {
 		r.res = outcome{}
 		if err := r.ctx.Err(); err != nil {
 			r.res.err = fmt.Errorf("write cancelled before it ran: %w", err)
 			continue
 		}
-		c, err := r.mutate(view)
+		c, err := r.mutate(b.view)
 		if err != nil {
 			r.res.err = err
 			continue
@@ -191,76 +292,79 @@ func (s *Store) tryBatch(batch []*request) error {
 		}
 		changes := make(map[string]plumbing.Hash, len(c.Changes))
 		records := make([]*Record, len(c.Changes))
-		var blobs []object
+		mark := len(objs.objs)
 		for i, ch := range c.Changes {
 			if ch.Content == nil {
 				changes[ch.Path] = plumbing.ZeroHash
 				continue
 			}
-			b := newObject(plumbing.BlobObject, ch.Content)
-			blobs = append(blobs, b)
-			changes[ch.Path] = b.hash
-			records[i] = parseRecord(ch.Path, b.hash, ch.Content, ch.Value)
+			o := newObject(plumbing.BlobObject, ch.Content)
+			objs.add(o)
+			changes[ch.Path] = o.hash
+			records[i] = parseRecord(ch.Path, o.hash, ch.Content, ch.Value)
 		}
-		var trees []object
-		newRoot, err := editTree(s.trees, root, changes, &trees)
+		newRoot, err := editTree(s.trees, "", root, changes, objs)
 		if err != nil {
-			return fmt.Errorf("build tree: %w", err)
+			return nil, fmt.Errorf("build tree: %w", err)
 		}
 		if newRoot == root {
+			objs.truncate(mark)
 			r.res.res = &Result{Commit: parent, Records: records}
 			continue
 		}
-		ids := touchedIDs(view, c.Changes, records)
+		ids := touchedIDs(b.view, c.Changes, records)
 		for i, ch := range c.Changes {
 			if records[i] != nil || ch.Content == nil {
-				view.set(ch.Path, records[i])
+				b.view.set(ch.Path, records[i])
 			}
 		}
 		co := encodeCommit(newRoot, parent, c.Author, s.opts.Committer, now, c.Message)
-		objs = append(append(append(objs, blobs...), trees...), co)
+		objs.add(co)
 		info, _ := decodeCommit(co.hash, co.data)
-		hist = append(hist, histAdd{info, ids})
+		b.hist = append(b.hist, histAdd{info, ids})
 		parent, root = co.hash, newRoot
 		r.res.res = &Result{Commit: co.hash, Changed: true, Records: records}
-		commits++
+		b.commits++
 	}
-	if commits == 0 {
-		return nil
+	b.head, b.tree = parent, root
+	if b.commits == 0 {
+		return b, nil
 	}
-	if err := s.persist(objs, parent); err != nil {
-		return err
+	p, err := encodePack(objs.objs)
+	if err != nil {
+		return nil, err
 	}
-	s.refStamp = s.ref.stamp()
-	s.mu.Lock()
-	view.commitTo(s.idx)
-	s.head, s.headTree = parent, root
-	s.announce()
-	s.mu.Unlock()
-	for _, h := range hist {
-		s.hist.add(h.info, h.ids)
-	}
-	s.log.Debug("batch committed", "writes", len(batch), "commits", commits, "head", short(parent), "took", time.Since(start))
-	s.maybeCompact()
-	return nil
+	b.pack = p
+	return b, nil
 }
 
-// persist makes the batch durable and moves the branch to head: the pack,
-// its index and the ref's lock file are written and fsynced in parallel,
-// then the pack is published (renamed, directory fsynced), and only then the
-// ref lock is renamed over the ref. A crash at any point leaves the old head
-// or the new one with all its objects.
-func (s *Store) persist(objs []object, head plumbing.Hash) error {
-	p, err := encodePack(objs)
-	if err != nil {
-		return err
+// publish makes a durable batch visible: index, head, history, watchers.
+func (s *Store) publish(b *batch) {
+	s.refStamp = s.ref.stamp()
+	s.mu.Lock()
+	b.view.commitTo(s.idx)
+	s.head, s.headTree = b.head, b.tree
+	s.announce()
+	s.mu.Unlock()
+	for _, h := range b.hist {
+		s.hist.add(h.info, h.ids)
 	}
+	s.log.Debug("batch committed", "writes", len(b.reqs), "commits", b.commits, "head", short(b.head), "took", time.Since(b.started))
+	s.maybeCompact()
+}
+
+// persist makes a pack durable and moves the branch from old to head: the
+// pack, its index and the ref's lock file are written and fsynced in
+// parallel, then the pack is published (renamed, directory fsynced), and
+// only then the ref lock is renamed over the ref. A crash at any point
+// leaves the old head or the new one with all its objects.
+func (s *Store) persist(p *encodedPack, old, head plumbing.Hash) error {
 	var lock *refLock
 	var lockErr error
 	locked := make(chan struct{})
 	go func() {
 		defer close(locked)
-		lock, lockErr = s.ref.lock(s.head, head)
+		lock, lockErr = s.ref.lock(old, head)
 	}()
 	staged, err := p.stage(s.dir)
 	<-locked
@@ -392,7 +496,7 @@ func (s *Store) addExternalHistory(head plumbing.Hash) error {
 	slices.Reverse(fresh)
 	slices.SortStableFunc(fresh, func(a, b *commitInfo) int { return a.when.Compare(b.when) })
 	for _, c := range fresh {
-		ids, err := s.touchedDeployments(c)
+		ids, err := s.touchedDeployments(c, nil)
 		if err != nil {
 			return err
 		}
@@ -402,8 +506,9 @@ func (s *Store) addExternalHistory(head plumbing.Hash) error {
 }
 
 // touchedDeployments lists the deployments whose files commit c changed
-// compared with its first parent.
-func (s *Store) touchedDeployments(c *commitInfo) ([]string, error) {
+// compared with its first parent. known, when not nil, gives the ids of
+// blobs already parsed, which are then not read again.
+func (s *Store) touchedDeployments(c *commitInfo, known map[plumbing.Hash]string) ([]string, error) {
 	var parentTree plumbing.Hash
 	if len(c.parents) > 0 {
 		p, err := s.readCommit(c.parents[0])
@@ -424,6 +529,10 @@ func (s *Store) touchedDeployments(c *commitInfo) ([]string, error) {
 		blob := ch.To
 		if blob.IsZero() {
 			blob = ch.From
+		}
+		if id, ok := known[blob]; ok {
+			ids = append(ids, id)
+			continue
 		}
 		data, err := s.objs.read(plumbing.BlobObject, blob)
 		if err != nil {

@@ -1,9 +1,15 @@
 package gitstore
 
 import (
+	"bufio"
 	"bytes"
+	"compress/zlib"
+	"crypto/sha1"
 	"encoding/binary"
 	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -79,86 +85,279 @@ func pickMerge(gitDir string, names []string) []string {
 	return pick
 }
 
-// mergePacks writes one pack holding every object of the given packs
-// (which must be packs without deltas, as gitstore writes them) and
-// publishes it durably. The caller then removes the merged packs with
-// removePacks.
+// mergePacks streams every object of the given packs (packs gitstore
+// wrote: whole objects and OFS_DELTA entries) into one new pack, byte for
+// byte except for the base offsets of deltas, which are recomputed, and
+// publishes it durably. Memory stays proportional to the number of
+// objects, not to their size. The caller then removes the merged packs
+// with removePacks.
 func mergePacks(gitDir string, names []string) (string, error) {
 	dir := filepath.Join(gitDir, "objects", "pack")
-	b := newPackBuilder(0)
+	type source struct {
+		stem    string
+		entries []packEntry // by offset
+	}
+	var srcs []source
+	seen := map[plumbing.Hash]bool{}
+	count := 0
 	for _, name := range names {
-		if err := copyEntries(b, filepath.Join(dir, name)); err != nil {
+		stem := filepath.Join(dir, name)
+		entries, err := readIndex(stem)
+		if err != nil {
 			return "", fmt.Errorf("merge %s: %w", name, err)
 		}
+		srcs = append(srcs, source{stem, entries})
+		for _, e := range entries {
+			if !seen[e.hash] {
+				seen[e.hash] = true
+				count++
+			}
+		}
 	}
-	p := b.finish()
-	staged, err := p.stage(gitDir)
+	out, err := createPackStream(dir)
 	if err != nil {
+		return "", err
+	}
+	defer out.discard()
+	out.write(packHeader(count))
+	merged := make(map[plumbing.Hash]uint32, count)
+	entries := make([]packEntry, 0, count)
+	bases := newTreeBases()
+	for _, src := range srcs {
+		if err := copyPack(out, src.stem, src.entries, merged, bases, &entries); err != nil {
+			return "", fmt.Errorf("merge %s: %w", filepath.Base(src.stem), err)
+		}
+	}
+	sum, err := out.finish()
+	if err != nil {
+		return "", err
+	}
+	name := "pack-" + plumbing.Hash(sum).String()
+	staged := &stagedPack{dir: dir, name: name, tmpPack: out.tmp}
+	out.tmp = ""
+	if staged.tmpIndex, err = writeTemp(dir, buildIndex(entries, sum)); err != nil {
+		staged.discard()
 		return "", err
 	}
 	if err := staged.publish(); err != nil {
 		return "", err
 	}
-	return p.name, nil
+	return name, nil
+}
+
+// copyPack appends the entries of the pack at stem to out, skipping
+// objects already merged (whose offsets its deltas then use). Whole trees
+// become deltas against an earlier version of the same folder when bases
+// has one.
+func copyPack(out *packStream, stem string, entries []packEntry, merged map[plumbing.Hash]uint32, bases *treeBases, added *[]packEntry) error {
+	f, err := os.Open(stem + ".pack")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	end := uint32(fi.Size() - 20)
+	r := bufio.NewReaderSize(f, 64<<10)
+	if _, err := r.Discard(12); err != nil {
+		return err
+	}
+	moved := make(map[uint32]uint32, len(entries)) // offset here → offset in out
+	var buf, rewritten []byte
+	for i, e := range entries {
+		next := end
+		if i+1 < len(entries) {
+			next = entries[i+1].offset
+		}
+		if e.offset < 12 || next <= e.offset || next > end || (i == 0 && e.offset != 12) {
+			return fmt.Errorf("pack entry offsets out of range")
+		}
+		buf = slices.Grow(buf[:0], int(next-e.offset))[:next-e.offset]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return err
+		}
+		if at, dup := merged[e.hash]; dup {
+			moved[e.offset] = at
+			continue
+		}
+		raw := buf
+		typ, hdr := entryHeader(buf)
+		switch typ {
+		case packCommit, packBlob, packTag:
+		case packTree:
+			delta, err := bases.add(out.off, buf[hdr:])
+			if err != nil {
+				return fmt.Errorf("tree %s: %w", e.hash, err)
+			}
+			if delta != nil {
+				raw = delta
+			}
+		case packOfsDelta:
+			rel, n := readDeltaOffset(buf[hdr:])
+			base, ok := moved[e.offset-rel]
+			if n == 0 || rel == 0 || rel > e.offset || !ok {
+				return fmt.Errorf("delta %s: base not found", e.hash)
+			}
+			bases.chain(out.off, base)
+			var b bytes.Buffer
+			b.Write(buf[:hdr])
+			writeDeltaOffset(&b, out.off-base)
+			b.Write(buf[hdr+n:])
+			rewritten = append(rewritten[:0], b.Bytes()...)
+			raw = rewritten
+		default:
+			return fmt.Errorf("pack entry %s has type %d (only whole objects and OFS_DELTA are merged)", e.hash, typ)
+		}
+		moved[e.offset] = out.off
+		merged[e.hash] = out.off
+		*added = append(*added, packEntry{hash: e.hash, offset: out.off, crc: crc32.ChecksumIEEE(raw)})
+		out.write(raw)
+	}
+	return out.err
+}
+
+// entryHeader reads a pack entry's type and returns the length of its
+// type-and-size header.
+func entryHeader(b []byte) (typ byte, n int) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	typ = (b[0] >> 4) & 7
+	n = 1
+	for c := b[0]; c&0x80 != 0 && n < len(b); n++ {
+		c = b[n]
+	}
+	return typ, n
+}
+
+// readDeltaOffset decodes an OFS_DELTA base offset; n is 0 when b is
+// truncated.
+func readDeltaOffset(b []byte) (off uint32, n int) {
+	for n < len(b) && n < 5 {
+		c := b[n]
+		n++
+		if n > 1 {
+			off++
+		}
+		off = off<<7 | uint32(c&0x7f)
+		if c&0x80 == 0 {
+			return off, n
+		}
+	}
+	return 0, 0
+}
+
+// readIndex reads the entries of a version-2 pack index (without large
+// offsets), sorted by offset.
+func readIndex(stem string) ([]packEntry, error) {
+	idx, err := os.ReadFile(stem + ".idx")
+	if err != nil {
+		return nil, err
+	}
+	const header = 8 + 256*4
+	if len(idx) < header+40 || !bytes.Equal(idx[:8], []byte{0xff, 't', 'O', 'c', 0, 0, 0, 2}) {
+		return nil, fmt.Errorf("not a version-2 pack index")
+	}
+	n := int(binary.BigEndian.Uint32(idx[8+255*4:]))
+	if len(idx) != header+n*(20+4+4)+40 {
+		return nil, fmt.Errorf("pack index has large offsets or a bad size")
+	}
+	entries := make([]packEntry, n)
+	for i := range n {
+		copy(entries[i].hash[:], idx[header+i*20:])
+		entries[i].crc = binary.BigEndian.Uint32(idx[header+n*20+i*4:])
+		entries[i].offset = binary.BigEndian.Uint32(idx[header+n*24+i*4:])
+	}
+	slices.SortFunc(entries, func(x, y packEntry) int { return int(x.offset) - int(y.offset) })
+	return entries, nil
+}
+
+// packStream writes a pack to a temporary file as it is made, hashing it
+// and flushing it to disk chunk by chunk (see writeTrickle).
+type packStream struct {
+	f      *os.File
+	tmp    string
+	w      *bufio.Writer
+	sum    hash.Hash
+	off    uint32
+	synced uint32
+	err    error
+}
+
+func createPackStream(dir string) (*packStream, error) {
+	f, err := os.CreateTemp(dir, "tmp_mengi_")
+	if err != nil {
+		return nil, fmt.Errorf("write pack: %w", err)
+	}
+	return &packStream{f: f, tmp: f.Name(), w: bufio.NewWriterSize(f, 256<<10), sum: sha1.New()}, nil
+}
+
+func (p *packStream) write(b []byte) {
+	if p.err != nil {
+		return
+	}
+	p.sum.Write(b)
+	p.off += uint32(len(b))
+	if _, p.err = p.w.Write(b); p.err == nil && p.off-p.synced >= trickleChunk {
+		if p.err = p.w.Flush(); p.err == nil {
+			p.err = syncRange(p.f, int64(p.synced), int64(p.off-p.synced))
+			p.synced = p.off
+		}
+	}
+}
+
+// finish writes the trailing checksum, fsyncs and closes the file.
+func (p *packStream) finish() ([20]byte, error) {
+	var sum [20]byte
+	p.sum.Sum(sum[:0])
+	if p.err == nil {
+		_, p.err = p.w.Write(sum[:])
+	}
+	if p.err == nil {
+		p.err = p.w.Flush()
+	}
+	if p.err == nil {
+		p.err = p.f.Chmod(0o444)
+	}
+	if p.err == nil {
+		p.err = p.f.Sync()
+	}
+	if cerr := p.f.Close(); p.err == nil {
+		p.err = cerr
+	}
+	p.f = nil
+	if p.err != nil {
+		return sum, fmt.Errorf("write pack: %w", p.err)
+	}
+	return sum, nil
+}
+
+// discard removes the temporary file unless it was handed on.
+func (p *packStream) discard() {
+	if p.f != nil {
+		p.f.Close()
+	}
+	if p.tmp != "" {
+		os.Remove(p.tmp)
+	}
 }
 
 // removePacks deletes merged packs, except keep (their objects' new pack).
+// The pack goes first and its index after: a crash in between leaves an
+// index without a pack, which git and go-git both skip (go-git, which
+// lists packs by their .pack files, fails on a pack without its index).
 func removePacks(gitDir string, names []string, keep string) error {
 	dir := filepath.Join(gitDir, "objects", "pack")
 	for _, name := range names {
 		if name == keep {
 			continue
 		}
-		// The index goes first: whoever still sees an index finds its pack.
-		os.Remove(filepath.Join(dir, name+".idx"))
 		os.Remove(filepath.Join(dir, name+".pack"))
+		os.Remove(filepath.Join(dir, name+".idx"))
 	}
 	return syncDir(dir)
-}
-
-// copyEntries adds every entry of the pack at stem to b.
-func copyEntries(b *packBuilder, stem string) error {
-	idx, err := os.ReadFile(stem + ".idx")
-	if err != nil {
-		return err
-	}
-	pack, err := os.ReadFile(stem + ".pack")
-	if err != nil {
-		return err
-	}
-	const header = 8 + 256*4
-	if len(idx) < header+40 || !bytes.Equal(idx[:4], []byte{0xff, 't', 'O', 'c'}) || len(pack) < 32 {
-		return fmt.Errorf("not a version-2 pack index")
-	}
-	n := int(binary.BigEndian.Uint32(idx[8+255*4:]))
-	if len(idx) != header+n*(20+4+4)+40 {
-		return fmt.Errorf("pack index has large offsets or a bad size")
-	}
-	type at struct {
-		hash   plumbing.Hash
-		offset int
-	}
-	entries := make([]at, n)
-	for i := range n {
-		copy(entries[i].hash[:], idx[header+i*20:])
-		entries[i].offset = int(binary.BigEndian.Uint32(idx[header+n*24+i*4:]))
-	}
-	slices.SortFunc(entries, func(x, y at) int { return x.offset - y.offset })
-	end := len(pack) - 20
-	for i, e := range entries {
-		next := end
-		if i+1 < n {
-			next = entries[i+1].offset
-		}
-		if e.offset < 12 || next > end || next <= e.offset {
-			return fmt.Errorf("pack entry offsets out of range")
-		}
-		if t := (pack[e.offset] >> 4) & 7; t < 1 || t > 4 {
-			return fmt.Errorf("pack holds a delta or unknown entry (type %d)", t)
-		}
-		b.addRaw(e.hash, pack[e.offset:next])
-	}
-	return nil
 }
 
 // adoptablePackSize bounds the packs found at start that the housekeeper
@@ -175,8 +374,147 @@ func (o *ownPacks) adopt(gitDir string) {
 		if err != nil || fi.Size() > adoptablePackSize {
 			continue
 		}
-		if copyEntries(newPackBuilder(0), stem) == nil {
+		if mergeable(stem) {
 			o.add(filepath.Base(stem))
 		}
 	}
+}
+
+// mergeable reports whether the pack at stem holds only entries a merge
+// can copy: whole objects and OFS_DELTA entries.
+func mergeable(stem string) bool {
+	entries, err := readIndex(stem)
+	if err != nil {
+		return false
+	}
+	pack, err := os.ReadFile(stem + ".pack")
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if int(e.offset) >= len(pack) {
+			return false
+		}
+		switch t, _ := entryHeader(pack[e.offset:]); t {
+		case packCommit, packTree, packBlob, packTag, packOfsDelta:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// maxTreeBases bounds the folders a merge remembers a base for (each up to
+// two versions).
+const maxTreeBases = 64
+
+// mergeDeltaDepth bounds the delta chains a merge makes of whole trees
+// (deltas a batch made may hang off them, up to maxDeltaDepth more).
+const mergeDeltaDepth = 25
+
+// treeBases finds, for a whole tree a merge copies, an earlier version of
+// the same folder in the merged pack to store it as a delta against. A
+// folder is recognised by its first entry (its name, and its hash when it
+// did not change): versions of one folder share it, other folders rarely
+// do, and a wrong guess only costs a delta not made.
+type treeBases struct {
+	byFirst map[string][]treeBase // first entry name → latest versions, newest first
+	depth   map[uint32]int        // output offset of a tree → its delta chain depth
+	zr      io.ReadCloser
+}
+
+type treeBase struct {
+	first []byte // the first entry, hash included
+	data  []byte
+	off   uint32
+	depth int
+}
+
+func newTreeBases() *treeBases {
+	return &treeBases{byFirst: map[string][]treeBase{}, depth: map[uint32]int{}}
+}
+
+// chain records that the entry at off is a delta against the one at base.
+func (tb *treeBases) chain(off, base uint32) {
+	if d, ok := tb.depth[base]; ok {
+		tb.depth[off] = d + 1
+	}
+}
+
+// add takes the whole tree whose compressed content is z, about to be
+// written at off, and returns it re-encoded as an OFS_DELTA entry, or nil
+// to copy it as it is.
+func (tb *treeBases) add(off uint32, z []byte) ([]byte, error) {
+	var err error
+	if tb.zr == nil {
+		tb.zr, err = zlib.NewReader(bytes.NewReader(z))
+	} else {
+		err = tb.zr.(zlib.Resetter).Reset(bytes.NewReader(z), nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(tb.zr)
+	if err != nil {
+		return nil, err
+	}
+	first := firstEntry(data)
+	if first == nil {
+		tb.depth[off] = 0
+		return nil, nil
+	}
+	name := string(first[:len(first)-20])
+	cands := tb.byFirst[name]
+	best, delta := -1, []byte(nil)
+	for i, c := range cands {
+		if c.depth >= mergeDeltaDepth {
+			continue
+		}
+		if d := deltaOf(c.data, data); d != nil && (delta == nil || len(d) < len(delta)) {
+			best, delta = i, d
+			if bytes.Equal(c.first, first) {
+				break
+			}
+		}
+	}
+	self := treeBase{first: first, data: data, off: off}
+	if best < 0 {
+		tb.depth[off] = 0
+		if _, known := tb.byFirst[name]; !known && len(tb.byFirst) >= maxTreeBases {
+			clear(tb.byFirst) // bounded memory: forget, and find bases anew
+		}
+		tb.byFirst[name] = append([]treeBase{self}, cands[:min(len(cands), 1)]...)
+		return nil, nil
+	}
+	base := cands[best]
+	self.depth = base.depth + 1
+	tb.depth[off] = self.depth
+	cands[best] = self
+	var raw bytes.Buffer
+	writeObjectHeader(&raw, packOfsDelta, len(delta))
+	writeDeltaOffset(&raw, off-base.off)
+	return compressInto(&raw, delta)
+}
+
+// firstEntry returns the first entry of an encoded tree, hash included.
+func firstEntry(data []byte) []byte {
+	nul := bytes.IndexByte(data, 0)
+	if nul < 0 || len(data) < nul+21 {
+		return nil
+	}
+	return data[:nul+21]
+}
+
+// compressInto appends data, zlib-compressed, to raw and returns raw's bytes.
+func compressInto(raw *bytes.Buffer, data []byte) ([]byte, error) {
+	zw := zlibFast.Get().(*zlib.Writer)
+	defer zlibFast.Put(zw)
+	zw.Reset(raw)
+	if _, err := zw.Write(data); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return raw.Bytes(), nil
 }

@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -61,4 +62,34 @@ func TestPacksAreMerged(t *testing.T) {
 	}
 	s2.Close() // fsck lists packs; a merge deleting one meanwhile would confuse it
 	runGit(t, dir, "fsck", "--strict", "--no-dangling")
+}
+
+// TestOrphanPackIsRemoved opens a repository where a crash left a pack
+// without its index (go-git cannot read a repository holding one).
+func TestOrphanPackIsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	mustApply(t, s, createMutation(newDeployment(1, testCluster, "one")))
+	s.Close()
+	// A second copy of the pack, its index gone, as a crash between the
+	// two removals of a merge left it.
+	packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.pack"))
+	if len(packs) == 0 {
+		t.Fatal("no pack")
+	}
+	data, err := os.ReadFile(packs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := filepath.Join(dir, "objects", "pack", "pack-0123456789012345678901234567890123456789.pack")
+	if err := os.WriteFile(orphan, data, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openStore(t, dir)
+	if r := s2.idx.files[DeploymentPath(testCluster, "one")]; r == nil {
+		t.Fatal("deployment not found after reopening")
+	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("orphan pack still there: %v", err)
+	}
 }

@@ -76,7 +76,9 @@ func (h *history) get(ctx context.Context, id string) ([]HistoryEntry, error) {
 
 // build walks every commit reachable from head once, newest first, and
 // records which deployments each one touched.
-func (h *history) build(ctx context.Context, s *Store, head plumbing.Hash) {
+// known maps the blobs of the head's deployment files to their ids, so
+// the files still as they are at the head are not read again.
+func (h *history) build(ctx context.Context, s *Store, head plumbing.Hash, known map[plumbing.Hash]string) {
 	defer close(h.ready)
 	built := map[string][]HistoryEntry{}
 	seen := map[plumbing.Hash]bool{}
@@ -105,7 +107,7 @@ func (h *history) build(ctx context.Context, s *Store, head plumbing.Hash) {
 	slices.Reverse(commits)
 	slices.SortStableFunc(commits, func(a, b *commitInfo) int { return a.when.Compare(b.when) })
 	for _, c := range commits {
-		ids, err := s.touchedDeployments(c)
+		ids, err := s.touchedDeployments(c, known)
 		if err != nil {
 			h.finish(built, err)
 			return

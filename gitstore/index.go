@@ -44,6 +44,28 @@ func (ix *index) set(p string, r *Record) {
 	ix.link(r)
 }
 
+// replace puts r in place of the record at p when both are versions of
+// the same valid deployment of the same user (an update), which keeps the
+// lists as they are; it reports whether it did.
+func (ix *index) replace(p string, r *Record) bool {
+	old := ix.files[p]
+	if old == nil || r == nil || old.Deployment == nil || r.Deployment == nil {
+		return false
+	}
+	id, uid := r.Deployment.Metadata.ID, r.Deployment.Metadata.UserID
+	if old.Deployment.Metadata.ID != id || old.Deployment.Metadata.UserID != uid || ix.deployments[id] != p {
+		return false
+	}
+	list := ix.byUser[uid]
+	i, found := slices.BinarySearchFunc(list, id, byID)
+	if !found || list[i] != old {
+		return false
+	}
+	list[i] = r
+	ix.files[p] = r
+	return true
+}
+
 func (ix *index) link(r *Record) {
 	switch {
 	case r.Deployment != nil:
@@ -114,9 +136,12 @@ func (ix *index) endBulk() {
 }
 
 // View is the state a write's checks run against: the head of the branch
-// plus the writes queued before it in the same batch. It is read-only.
+// plus the writes queued before it in the same batch, and those of the
+// batch before it when that one is still being made durable. It is
+// read-only.
 type View struct {
 	base    *index
+	prev    *View              // the batch in flight this one builds on, or nil
 	changed map[string]*Record // path → new record; nil = deleted
 	ids     map[string]string  // deployment id → new path; "" = deleted
 }
@@ -125,9 +150,39 @@ func newView(base *index) *View {
 	return &View{base: base, changed: map[string]*Record{}, ids: map[string]string{}}
 }
 
+// lookup finds a path changed by this view's batch or the ones before it.
+func (v *View) lookup(p string) (*Record, bool) {
+	for w := v; w != nil; w = w.prev {
+		if r, ok := w.changed[p]; ok {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// pathOf returns where the deployment id is, "" when nowhere.
+func (v *View) pathOf(id string) string {
+	for w := v; w != nil; w = w.prev {
+		if p, ok := w.ids[id]; ok {
+			return p
+		}
+	}
+	return v.base.deployments[id]
+}
+
+// eachChanged calls fn for every record the batches of the view changed,
+// newest first (a path may come more than once).
+func (v *View) eachChanged(fn func(p string, r *Record)) {
+	for w := v; w != nil; w = w.prev {
+		for p, r := range w.changed {
+			fn(p, r)
+		}
+	}
+}
+
 // Record returns the record at path p, or nil.
 func (v *View) Record(p string) *Record {
-	if r, ok := v.changed[p]; ok {
+	if r, ok := v.lookup(p); ok {
 		return r
 	}
 	return v.base.files[p]
@@ -135,10 +190,7 @@ func (v *View) Record(p string) *Record {
 
 // Deployment returns the deployment with this id, or nil.
 func (v *View) Deployment(id string) *Record {
-	p, ok := v.ids[id]
-	if !ok {
-		p = v.base.deployments[id]
-	}
+	p := v.pathOf(id)
 	if p == "" {
 		return nil
 	}
@@ -164,13 +216,17 @@ func (v *View) Cluster(id string) *schema.Cluster {
 
 // ClusterByName returns the cluster record with this name, or nil.
 func (v *View) ClusterByName(name string) *schema.Cluster {
-	for _, r := range v.changed {
-		if r != nil && r.Cluster != nil && r.Cluster.Name == name {
-			return r.Cluster
+	var found *schema.Cluster
+	v.eachChanged(func(p string, r *Record) {
+		if found == nil && r != nil && r.Cluster != nil && r.Cluster.Name == name && v.Record(p) == r {
+			found = r.Cluster
 		}
+	})
+	if found != nil {
+		return found
 	}
 	if p, ok := v.base.clusterNames[name]; ok {
-		if r := v.Record(p); r != nil {
+		if r := v.Record(p); r != nil && r.Cluster != nil && r.Cluster.Name == name {
 			return r.Cluster
 		}
 	}
@@ -188,13 +244,17 @@ func (v *View) User(id string) *schema.User {
 // UserByEmail returns the user with this email (case-insensitive), or nil.
 func (v *View) UserByEmail(email string) *schema.User {
 	email = strings.ToLower(email)
-	for _, r := range v.changed {
-		if r != nil && r.User != nil && strings.ToLower(r.User.Email) == email {
-			return r.User
+	var found *schema.User
+	v.eachChanged(func(p string, r *Record) {
+		if found == nil && r != nil && r.User != nil && strings.ToLower(r.User.Email) == email && v.Record(p) == r {
+			found = r.User
 		}
+	})
+	if found != nil {
+		return found
 	}
 	if p, ok := v.base.usersByEmail[email]; ok {
-		if r := v.Record(p); r != nil {
+		if r := v.Record(p); r != nil && r.User != nil && strings.ToLower(r.User.Email) == email {
 			return r.User
 		}
 	}
@@ -206,13 +266,12 @@ func (v *View) UserByEmail(email string) *schema.User {
 // error, so the API still shows the deployment (in status `error`) and the
 // agent can report the problem in the file.
 func (v *View) set(p string, r *Record) {
-	if old := v.Record(p); r != nil && r.Err != nil && r.Deployment == nil && old != nil && old.Deployment != nil {
+	old := v.Record(p)
+	if r != nil && r.Err != nil && r.Deployment == nil && old != nil && old.Deployment != nil {
 		r.Deployment, r.Phase = old.Deployment, schema.PhaseError
 	}
-	if old := v.Record(p); old != nil && old.Deployment != nil {
-		id := old.Deployment.Metadata.ID
-		cur, moved := v.ids[id]
-		if (moved && cur == p) || (!moved && v.base.deployments[id] == p) {
+	if old != nil && old.Deployment != nil {
+		if id := old.Deployment.Metadata.ID; v.pathOf(id) == p {
 			v.ids[id] = ""
 		}
 	}
@@ -222,20 +281,27 @@ func (v *View) set(p string, r *Record) {
 	}
 }
 
-// commitTo applies the batch's changes to the index: first every old
-// record of a changed path is removed, then the new ones are added, so a
-// deployment that moved (a rename, even onto a path another write of the
-// batch vacated) is never mistaken for a duplicate of itself.
+// commitTo applies the batch's own changes to the index (the batch before
+// it must have been applied already): first every old record of a changed
+// path is removed, then the new ones are added, so a deployment that moved
+// (a rename, even onto a path another write of the batch vacated) is never
+// mistaken for a duplicate of itself. A record replaced by the next
+// version of the same deployment keeps its place in the lists.
 func (v *View) commitTo(ix *index) {
 	paths := make([]string, 0, len(v.changed))
 	for p := range v.changed {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
+	var moved []string
 	for _, p := range paths {
+		if ix.replace(p, v.changed[p]) {
+			continue
+		}
 		ix.set(p, nil)
+		moved = append(moved, p)
 	}
-	for _, p := range paths {
+	for _, p := range moved {
 		if r := v.changed[p]; r != nil {
 			ix.set(p, r)
 		}
@@ -246,13 +312,17 @@ func (v *View) commitTo(ix *index) {
 // no particular order.
 func (v *View) Each(fn func(*Record)) {
 	for p, r := range v.base.files {
-		if _, changed := v.changed[p]; !changed {
+		if _, changed := v.lookup(p); !changed {
 			fn(r)
 		}
 	}
-	for _, r := range v.changed {
-		if r != nil {
-			fn(r)
+	seen := map[string]bool{}
+	v.eachChanged(func(p string, r *Record) {
+		if !seen[p] {
+			seen[p] = true
+			if r != nil {
+				fn(r)
+			}
 		}
-	}
+	})
 }

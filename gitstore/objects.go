@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -17,13 +18,32 @@ import (
 // written since the last lookup (by the committer or by a push) are found by
 // re-reading the pack indexes after a miss.
 type objectReader struct {
-	mu sync.Mutex
-	st *filesystem.Storage
+	mu  sync.Mutex
+	st  *filesystem.Storage
+	lru *cache.ObjectLRU
 }
 
+// Sizes of go-git's cache of decoded objects: large while the index is
+// loaded (a pack written by git stores most blobs as deltas, whose bases
+// are then found in the cache), small after (the store keeps its own
+// decoded trees, and the index its records).
+const (
+	loadCacheSize = 32 * cache.MiByte
+	runCacheSize  = 4 * cache.MiByte
+)
+
 func newObjectReader(gitDir string) *objectReader {
-	st := filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRU(32*cache.MiByte), filesystem.Options{})
-	return &objectReader{st: st}
+	lru := cache.NewObjectLRU(loadCacheSize)
+	st := filesystem.NewStorageWithOptions(osfs.New(gitDir), lru, filesystem.Options{})
+	return &objectReader{st: st, lru: lru}
+}
+
+// shrinkCache empties go-git's object cache and bounds it to size.
+func (r *objectReader) shrinkCache(size cache.FileSize) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lru.Clear()
+	r.lru.MaxSize = size
 }
 
 // read returns the content of the object h, which must be of type t.
@@ -31,9 +51,13 @@ func (r *objectReader) read(t plumbing.ObjectType, h plumbing.Hash) ([]byte, err
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	obj, err := r.st.EncodedObject(t, h)
-	for try := 0; err != nil && try < 3; try++ {
+	for try := 0; err != nil && try < 4; try++ {
 		// A pack written since the pack list was read, or one a repack by
-		// git replaced meanwhile: read the pack indexes again.
+		// git replaced meanwhile (git publishes a pack and then its index:
+		// wait a moment before looking again): read the pack indexes again.
+		if try > 0 {
+			time.Sleep(time.Duration(try*10) * time.Millisecond)
+		}
 		r.st.Reindex()
 		obj, err = r.st.EncodedObject(t, h)
 	}
@@ -70,13 +94,20 @@ func (r *objectReader) close() error {
 // treeCache keeps recently used decoded trees, so that the committer edits
 // the trees along hot paths (the root, clusters/, busy cluster folders)
 // without reading back what it just wrote. It is safe for concurrent use.
+//
+// Besides the LRU it pins the newest version the committer wrote of each
+// folder: those are the trees the next writes edit, and with hundreds of
+// folders and several new trees per write, an LRU alone would evict some
+// of them before their next edit.
 type treeCache struct {
 	src *objectReader
 	max int
 
-	mu    sync.Mutex
-	order *list.List // of plumbing.Hash, most recent first
-	items map[plumbing.Hash]*cachedTree
+	mu     sync.Mutex
+	order  *list.List // of plumbing.Hash, most recent first
+	items  map[plumbing.Hash]*cachedTree
+	pinned map[plumbing.Hash]tree   // newest version of each folder
+	pinOf  map[string]plumbing.Hash // folder → its pinned version
 }
 
 type cachedTree struct {
@@ -85,12 +116,17 @@ type cachedTree struct {
 }
 
 func newTreeCache(src *objectReader, max int) *treeCache {
-	return &treeCache{src: src, max: max, order: list.New(), items: map[plumbing.Hash]*cachedTree{}}
+	return &treeCache{src: src, max: max, order: list.New(), items: map[plumbing.Hash]*cachedTree{},
+		pinned: map[plumbing.Hash]tree{}, pinOf: map[string]plumbing.Hash{}}
 }
 
 // tree returns the decoded tree h. Callers must not modify it.
 func (c *treeCache) tree(h plumbing.Hash) (tree, error) {
 	c.mu.Lock()
+	if t, ok := c.pinned[h]; ok {
+		c.mu.Unlock()
+		return t, nil
+	}
 	if it, ok := c.items[h]; ok {
 		c.order.MoveToFront(it.elem)
 		c.mu.Unlock()
@@ -112,6 +148,13 @@ func (c *treeCache) tree(h plumbing.Hash) (tree, error) {
 func (c *treeCache) put(h plumbing.Hash, t tree) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.putLocked(h, t)
+}
+
+func (c *treeCache) putLocked(h plumbing.Hash, t tree) {
+	if t == nil {
+		return
+	}
 	if it, ok := c.items[h]; ok {
 		c.order.MoveToFront(it.elem)
 		return
@@ -122,4 +165,18 @@ func (c *treeCache) put(h plumbing.Hash, t tree) {
 		c.order.Remove(last)
 		delete(c.items, last.Value.(plumbing.Hash))
 	}
+}
+
+// pin records t as the newest version of folder dir, replacing the one
+// pinned before (which stays in the LRU part).
+func (c *treeCache) pin(dir string, h plumbing.Hash, t tree) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.pinOf[dir]; ok && old != h {
+		t0 := c.pinned[old]
+		delete(c.pinned, old)
+		c.putLocked(old, t0)
+	}
+	c.pinOf[dir] = h
+	c.pinned[h] = t
 }

@@ -134,7 +134,7 @@ func deploymentID(data []byte) string {
 		case line == "metadata:":
 			inMeta = true
 		case inMeta && strings.HasPrefix(line, "  id:"):
-			return strings.Trim(strings.TrimSpace(strings.TrimPrefix(line, "  id:")), `"'`)
+			return strings.Clone(strings.Trim(strings.TrimSpace(strings.TrimPrefix(line, "  id:")), `"'`))
 		case inMeta && line != "" && line[0] != ' ' && line[0] != '#':
 			inMeta = false
 		}

@@ -126,13 +126,19 @@ func (l *refLock) commit() error {
 func (l *refLock) abort() { os.Remove(l.path) }
 
 // createExclusive creates path with O_EXCL, retrying for a while when git
-// holds it.
+// holds it. A lock file older than lockWait was left by a process that
+// died holding it (git and gitstore hold a ref lock for milliseconds) and
+// is removed.
 func createExclusive(path string) (*os.File, error) {
-	deadline := time.Now().Add(lockWait)
+	deadline := time.Now().Add(lockWait + time.Second)
 	for {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 		if err == nil {
 			return f, nil
+		}
+		if fi, serr := os.Stat(path); errors.Is(err, os.ErrExist) && serr == nil && time.Since(fi.ModTime()) > lockWait {
+			os.Remove(path)
+			continue
 		}
 		if !errors.Is(err, os.ErrExist) || time.Now().After(deadline) {
 			return nil, fmt.Errorf("lock %s: %w", filepath.Base(path), err)

@@ -121,7 +121,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		changed:    make(chan struct{}),
 		refEvents:  make(chan struct{}, 1),
 	}
-	s.trees = newTreeCache(s.objs, 1024)
+	s.trees = newTreeCache(s.objs, 256)
 	head, err := s.ref.read()
 	if err != nil {
 		return nil, err
@@ -142,9 +142,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		defer bg.Done()
 		s.watchRefs(ctx)
 	}()
+	known := s.blobIDs()
 	go func() {
 		defer bg.Done()
-		s.hist.build(ctx, s, head)
+		s.hist.build(ctx, s, head, known)
+		s.objs.shrinkCache(runCacheSize)
 	}()
 	go func() {
 		defer bg.Done()
@@ -183,12 +185,27 @@ func initRepo(dir, branch string) error {
 	return syncDir(dir)
 }
 
-// cleanStale removes what a crash can leave behind: temporary pack files
-// and our ref lock. Objects without a ref are harmless garbage for gc.
+// cleanStale removes what a crash can leave behind: temporary pack files,
+// our ref lock, and packs without an index (a merge's source pack whose
+// index was removed before the crash, by an older version of the
+// housekeeper; go-git cannot read a repository holding one). Objects
+// without a ref are harmless garbage for gc.
 func cleanStale(dir string, log *slog.Logger) {
 	tmps, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_mengi_*"))
 	for _, t := range tmps {
 		os.Remove(t)
+	}
+	orphans := orphanPacks(dir)
+	if len(orphans) > 0 {
+		// git publishes a pushed pack's index right after the pack: give
+		// a push in progress a moment before calling a pack an orphan.
+		time.Sleep(time.Second)
+		for _, p := range orphanPacks(dir) {
+			if slices.Contains(orphans, p) {
+				log.Warn("removing a pack without an index", "file", p)
+				os.Remove(p)
+			}
+		}
 	}
 	locks, _ := filepath.Glob(filepath.Join(dir, "refs", "heads", "*.lock"))
 	for _, l := range locks {
@@ -197,6 +214,18 @@ func cleanStale(dir string, log *slog.Logger) {
 			os.Remove(l)
 		}
 	}
+}
+
+// orphanPacks lists the .pack files of dir that have no .idx.
+func orphanPacks(dir string) []string {
+	packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.pack"))
+	var out []string
+	for _, p := range packs {
+		if _, err := os.Stat(strings.TrimSuffix(p, ".pack") + ".idx"); os.IsNotExist(err) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // loadIndex reads every record of the head tree. Files are read in tree
@@ -253,6 +282,18 @@ func (s *Store) loadIndex(head plumbing.Hash) error {
 	<-collected
 	s.idx.endBulk()
 	return err
+}
+
+// blobIDs maps the blob of every deployment file of the index to the
+// deployment's id.
+func (s *Store) blobIDs() map[plumbing.Hash]string {
+	m := make(map[plumbing.Hash]string, len(s.idx.deployments))
+	for _, r := range s.idx.files {
+		if r.Deployment != nil && r.Err == nil {
+			m[r.Blob] = r.Deployment.Metadata.ID
+		}
+	}
+	return m
 }
 
 func (s *Store) readCommit(h plumbing.Hash) (*commitInfo, error) {

@@ -3,9 +3,12 @@ package gitstore
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestCreateCommitsOneFilePerWrite(t *testing.T) {
@@ -91,5 +94,28 @@ func TestReopenLoadsIndexAndHistory(t *testing.T) {
 	h, err := s2.History(context.Background(), d.Metadata.ID)
 	if err != nil || len(h) != 1 || !strings.HasPrefix(h[0].Message, "deployment web: create") {
 		t.Fatalf("history = %+v, %v", h, err)
+	}
+}
+
+// TestStaleRefLockIsTakenOver writes after a crash left the branch's lock
+// file behind: a lock older than lockWait is removed, the write goes on.
+func TestStaleRefLockIsTakenOver(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	mustApply(t, s, createMutation(newDeployment(1, testCluster, "one")))
+	lock := filepath.Join(dir, "refs", "heads", "main.lock")
+	if err := os.WriteFile(lock, []byte("0000000000000000000000000000000000000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * lockWait)
+	if err := os.Chtimes(lock, old, old); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, createMutation(newDeployment(2, testCluster, "two")))
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Errorf("lock file still there: %v", err)
+	}
+	if got := runGit(t, dir, "rev-list", "--count", "main"); got != "2" {
+		t.Errorf("%s commits, want 2", got)
 	}
 }

@@ -61,16 +61,26 @@ func decodeTree(data []byte) (tree, error) {
 }
 
 func (t tree) encode() []byte {
-	var b bytes.Buffer
-	b.Grow(len(t) * 64)
+	n := 0
 	for _, e := range t {
-		b.WriteString(strconv.FormatUint(uint64(e.mode), 8))
-		b.WriteByte(' ')
-		b.WriteString(e.name)
-		b.WriteByte(0)
-		b.Write(e.hash[:])
+		n += len(e.name) + 28
 	}
-	return b.Bytes()
+	b := make([]byte, 0, n)
+	for _, e := range t {
+		switch e.mode {
+		case modeBlob:
+			b = append(b, "100644 "...)
+		case modeTree:
+			b = append(b, "40000 "...)
+		default:
+			b = strconv.AppendUint(b, uint64(e.mode), 8)
+			b = append(b, ' ')
+		}
+		b = append(b, e.name...)
+		b = append(b, 0)
+		b = append(b, e.hash[:]...)
+	}
+	return b
 }
 
 // find returns the index of the entry named name, or where it would go.
@@ -99,23 +109,48 @@ type treeSource interface {
 	tree(h plumbing.Hash) (tree, error)
 }
 
-// editTree returns the hash of root with the blob at each path of changes
-// set (a zero hash deletes it), appending every new tree object to out.
-// Only the trees along changed paths are read and rewritten; a directory
-// left empty disappears, as in Git.
-func editTree(src treeSource, root plumbing.Hash, changes map[string]plumbing.Hash, out *[]object) (plumbing.Hash, error) {
+// batchObjects collects the objects of a batch in order. For every
+// directory it remembers the newest version written in the batch, so the
+// next version of that directory can be stored as a delta against it.
+type batchObjects struct {
+	objs   []object
+	latest map[string]int // directory path → index in objs
+}
+
+func newBatchObjects() *batchObjects {
+	return &batchObjects{latest: map[string]int{}}
+}
+
+func (b *batchObjects) add(o object) { b.objs = append(b.objs, o) }
+
+// addTree adds the new version of the directory dir, linked to the
+// previous version of dir in the batch as its delta base.
+func (b *batchObjects) addTree(dir string, o object) {
+	if i, ok := b.latest[dir]; ok && b.objs[i].depth < maxDeltaDepth {
+		o.base, o.depth = i, b.objs[i].depth+1
+	}
+	b.latest[dir] = len(b.objs)
+	b.objs = append(b.objs, o)
+}
+
+// editTree returns the hash of root, the tree of directory dir ("" for
+// the top), with the blob at each path of changes set (a zero hash
+// deletes it), adding every new tree object to out. Only the trees along
+// changed paths are read and rewritten; a directory left empty
+// disappears, as in Git.
+func editTree(src treeSource, dir string, root plumbing.Hash, changes map[string]plumbing.Hash, out *batchObjects) (plumbing.Hash, error) {
 	groups := map[string]map[string]plumbing.Hash{}
 	files := map[string]plumbing.Hash{}
 	for p, h := range changes {
-		dir, rest, nested := strings.Cut(p, "/")
+		name, rest, nested := strings.Cut(p, "/")
 		if !nested {
-			files[dir] = h
+			files[name] = h
 			continue
 		}
-		if groups[dir] == nil {
-			groups[dir] = map[string]plumbing.Hash{}
+		if groups[name] == nil {
+			groups[name] = map[string]plumbing.Hash{}
 		}
-		groups[dir][rest] = h
+		groups[name][rest] = h
 	}
 	var t tree
 	if !root.IsZero() {
@@ -133,7 +168,7 @@ func editTree(src treeSource, root plumbing.Hash, changes map[string]plumbing.Ha
 		if i, ok := t.find(name, true); ok {
 			old = t[i].hash
 		}
-		nh, err := editTree(src, old, sub, out)
+		nh, err := editTree(src, dir+name+"/", old, sub, out)
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("%s/: %w", name, err)
 		}
@@ -143,9 +178,9 @@ func editTree(src treeSource, root plumbing.Hash, changes map[string]plumbing.Ha
 		return plumbing.ZeroHash, nil
 	}
 	o := newObject(plumbing.TreeObject, t.encode())
-	*out = append(*out, o)
+	out.addTree(dir, o)
 	if c, ok := src.(*treeCache); ok {
-		c.put(o.hash, t)
+		c.pin(dir, o.hash, t)
 	}
 	return o.hash, nil
 }
@@ -165,4 +200,15 @@ func setEntry(t tree, e treeEntry) tree {
 	default:
 		return slices.Insert(t, i, e)
 	}
+}
+
+// truncate drops the objects from index n on (a write that changed
+// nothing), and forgets them as delta bases.
+func (b *batchObjects) truncate(n int) {
+	for dir, i := range b.latest {
+		if i >= n {
+			delete(b.latest, dir)
+		}
+	}
+	b.objs = b.objs[:n]
 }

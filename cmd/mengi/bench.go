@@ -33,7 +33,7 @@ func benchCommand() *cli.Command {
 				&cli.StringFlag{Name: "log-level", Usage: "log level of the store (warn: quiet)", Value: "warn"},
 			},
 			Action: benchAPI,
-		}, benchAgentCommand()},
+		}, benchAgentCommand(), benchStoreCommand()},
 	}
 }
 

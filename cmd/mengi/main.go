@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -37,8 +40,43 @@ func newApp() *cli.App {
 			validateCommand(),
 			renderCommand(),
 		},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "memory-limit", EnvVars: []string{"MENGI_MEMORY_LIMIT"},
+				Usage: "soft limit of the process's memory, like GOMEMLIMIT (e.g. 180MiB): the Go runtime collects garbage harder near it"},
+		},
+		Before: func(c *cli.Context) error {
+			if v := c.String("memory-limit"); v != "" {
+				n, err := parseSize(v)
+				if err != nil {
+					return fmt.Errorf("--memory-limit: %w", err)
+				}
+				debug.SetMemoryLimit(n)
+			}
+			return nil
+		},
 		HideHelpCommand: true,
 	}
+}
+
+// parseSize reads a size in bytes with an optional binary suffix (KiB,
+// MiB, GiB), as GOMEMLIMIT does.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size like 180MiB", s)
+	}
+	return n * mult, nil
 }
 
 // exitCode maps an error to the process exit status: cli.ExitCoder errors
