@@ -5,7 +5,7 @@ DATA     ?= .run
 # The local control plane's binaries live outside the tree, keyed on their pinned versions.
 CLUSTER_BIN = $(shell bash tools/devcluster/build.sh --print-dir)
 
-.PHONY: build run test test-unit fuzz bench bench-agent lint cluster-bin cluster-up cluster-down
+.PHONY: build run test test-unit fuzz bench bench-store bench-agent lint cluster-bin cluster-up cluster-down
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mengi
@@ -35,6 +35,18 @@ bench: build
 	done; done
 
 ## bench-agent: the agent's benchmark of BENCHMARKS.md: latency and 200 deployments on a local cluster it starts and stops.
+# The Git store alone (issue 6): reads, writes at 50,000 deployments beside
+# git fast-import, and the SIGKILL test at 50,000.
+bench-store: build
+	@mkdir -p $(dir $(BENCH_OUT))
+	$(GO) test -run '^$$' -bench 'GetByID|List100|Diff' -benchtime 5000x ./gitstore
+	$(BIN) bench store --deployments 50000 --writers 64 --duration 10s --results $(BENCH_OUT)
+	$(BIN) bench store --deployments 50000 --writers 64 --duration 10s --rate 700 --reference=false --results $(BENCH_OUT)
+	$(BIN) bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
+	$(BIN) --memory-limit 120MiB bench store --deployments 50000 --writers 64 --duration 10s --reference=false --results $(BENCH_OUT)
+	$(BIN) --memory-limit 120MiB bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
+	MENGI_CRASH_DEPLOYMENTS=50000 $(GO) test -count=1 -run TestStoreSIGKILLUnderLoad -v ./cmd/mengi
+
 bench-agent: build cluster-bin
 	@mkdir -p $(dir $(BENCH_OUT))
 	MENGI_CLUSTER_BIN=$(CLUSTER_BIN) $(BIN) bench agent --deployments 200 --latency-runs 20 --results $(BENCH_OUT)

@@ -174,31 +174,45 @@ type batch struct {
 }
 
 // next builds reqs into a batch on top of inflight (the batch being made
-// durable, if any), waits for inflight to land, and starts making the new
-// batch durable. It returns the batch now in flight, or nil.
+// durable, if any) and starts making it durable: its pack is written and
+// fsynced at once, its ref update waits until inflight has landed. It
+// returns the batch now in flight, or nil.
 func (s *Store) next(inflight *batch, reqs []*request) *batch {
 	head, tree, prev := s.head, s.headTree, (*View)(nil)
 	if inflight != nil {
 		head, tree, prev = inflight.head, inflight.tree, inflight.view
 	}
 	b, err := s.build(reqs, head, tree, prev)
+	var after chan bool
+	if err == nil && b.pack != nil {
+		after = make(chan bool, 1)
+		b.done = make(chan error, 1)
+		go func() { b.done <- s.persist(b.pack, b.parent, b.head, after) }()
+	}
 	if inflight != nil {
-		if !s.land(inflight, <-inflight.done) {
+		ok := s.land(inflight, <-inflight.done)
+		if after != nil {
+			after <- ok
+		}
+		if !ok {
 			// b builds on commits that did not land: run its writes
 			// again on the head as it is now.
+			if after != nil {
+				<-b.done
+			}
 			s.commitBatch(reqs)
 			return nil
 		}
 		if b != nil {
 			b.view.prev = nil // inflight's changes are in the index now
 		}
+	} else if after != nil {
+		after <- true
 	}
 	if err != nil || b.pack == nil {
 		s.answer(reqs, err)
 		return nil
 	}
-	b.done = make(chan error, 1)
-	go func() { b.done <- s.persist(b.pack, b.parent, b.head) }()
 	return b
 }
 
@@ -258,7 +272,9 @@ func (s *Store) tryBatch(reqs []*request) error {
 	if err != nil || b.pack == nil {
 		return err
 	}
-	if err := s.persist(b.pack, b.parent, b.head); err != nil {
+	now := make(chan bool, 1)
+	now <- true
+	if err := s.persist(b.pack, b.parent, b.head, now); err != nil {
 		return err
 	}
 	s.publish(b)
@@ -353,12 +369,27 @@ func (s *Store) publish(b *batch) {
 	s.maybeCompact()
 }
 
-// persist makes a pack durable and moves the branch from old to head: the
-// pack, its index and the ref's lock file are written and fsynced in
-// parallel, then the pack is published (renamed, directory fsynced), and
-// only then the ref lock is renamed over the ref. A crash at any point
-// leaves the old head or the new one with all its objects.
-func (s *Store) persist(p *encodedPack, old, head plumbing.Hash) error {
+// errBaseFailed stops a batch whose predecessor did not land.
+var errBaseFailed = errors.New("the batch before did not land")
+
+// persist makes a pack durable and moves the branch from old to head. The
+// pack and its index are written and fsynced at once (while the batch
+// before may still be landing); once after says the batch before landed,
+// the ref's lock file is written and fsynced while the pack is published
+// (renamed, directory fsynced), and only then the lock is renamed over the
+// ref. A crash at any point leaves the old head or the new one with all
+// its objects (and at worst a pack nothing refers to, garbage for gc).
+func (s *Store) persist(p *encodedPack, old, head plumbing.Hash, after <-chan bool) error {
+	staged, err := p.stage(s.dir)
+	if ok := <-after; !ok || err != nil {
+		if staged != nil {
+			staged.discard()
+		}
+		if err != nil {
+			return err
+		}
+		return errBaseFailed
+	}
 	var lock *refLock
 	var lockErr error
 	locked := make(chan struct{})
@@ -366,12 +397,10 @@ func (s *Store) persist(p *encodedPack, old, head plumbing.Hash) error {
 		defer close(locked)
 		lock, lockErr = s.ref.lock(old, head)
 	}()
-	staged, err := p.stage(s.dir)
+	err = staged.publish()
 	<-locked
-	if err == nil && lockErr == nil {
-		err = staged.publish()
-	} else if err == nil {
-		staged.discard()
+	if err == nil {
+		s.own.add(p.name) // merged later even when the ref does not move
 	}
 	if err != nil || lockErr != nil {
 		if lock != nil {
@@ -382,7 +411,6 @@ func (s *Store) persist(p *encodedPack, old, head plumbing.Hash) error {
 		}
 		return lockErr
 	}
-	s.own.add(p.name)
 	return lock.commit()
 }
 
@@ -585,7 +613,24 @@ func (s *Store) housekeeper(ctx context.Context) {
 		if rmErr != nil {
 			s.log.Warn("removing merged packs failed", "err", rmErr)
 		}
-		s.maybeCompact() // more may have piled up meanwhile
 		s.log.Debug("packs merged", "packs", len(names), "into", merged, "took", time.Since(start).Round(time.Millisecond))
+		// A merge's fsyncs and unlinks share the file system's journal
+		// with the committer's: merge at most once per mergeInterval
+		// unless packs pile up far beyond CompactAfter.
+		pause := time.NewTimer(mergeInterval)
+		for s.own.len() < 8*s.opts.CompactAfter {
+			select {
+			case <-ctx.Done():
+				pause.Stop()
+				return
+			case <-pause.C:
+			}
+			break
+		}
+		pause.Stop()
+		s.maybeCompact() // more may have piled up meanwhile
 	}
 }
+
+// mergeInterval is the least time between two merges of packs.
+const mergeInterval = time.Second

@@ -362,7 +362,7 @@ func removePacks(gitDir string, names []string, keep string) error {
 
 // adoptablePackSize bounds the packs found at start that the housekeeper
 // may merge: small packs without deltas, as an earlier run left them.
-const adoptablePackSize = 8 << 20
+const adoptablePackSize = 1 << 20
 
 // adoptPacks finds the small, delta-free packs a previous run wrote and
 // lists them for merging.

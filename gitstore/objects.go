@@ -28,7 +28,7 @@ type objectReader struct {
 // are then found in the cache), small after (the store keeps its own
 // decoded trees, and the index its records).
 const (
-	loadCacheSize = 32 * cache.MiByte
+	loadCacheSize = 16 * cache.MiByte
 	runCacheSize  = 4 * cache.MiByte
 )
 

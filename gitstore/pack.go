@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"fmt"
+	"hash/adler32"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -155,64 +156,74 @@ func buildIndex(entries []packEntry, packSum [20]byte) []byte {
 	return idx.Bytes()
 }
 
-// Compressors are reused between packs: their tables are large. Whole
-// trees are stored without compression: they are mostly hashes, which do
-// not compress (about 0.6 of their size at best, for ten times the CPU of
-// everything else a write costs); blobs, commits and deltas are compressed.
-var (
-	zlibFast = sync.Pool{New: func() any {
-		zw, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
-		return zw
-	}}
-	zlibStore = sync.Pool{New: func() any {
-		zw, _ := zlib.NewWriterLevel(nil, zlib.NoCompression)
-		return zw
-	}}
-)
+// zlibFast is the compressor of the deltas merges make; compressors are
+// reused: their tables are large.
+var zlibFast = sync.Pool{New: func() any {
+	zw, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
+	return zw
+}}
 
 // encodePack encodes objs (duplicates dropped) as one packfile and its
 // index. An object with a base is stored as a delta against it when that
 // is much smaller (trees rewritten along a batch); the rest whole.
+//
+// Entries are stored without compression (zlib's "stored" blocks, written
+// straight into the pack): trees are mostly hashes, which do not compress
+// (about 0.6 of their size at best), and for the small objects a write
+// makes (a blob, a commit, a few deltas) building Huffman tables would cost
+// more than everything else the write does. Merges compress the deltas
+// they make; `git gc` compresses everything.
 func encodePack(objs []object) (*encodedPack, error) {
 	size := 0
 	for _, o := range objs {
-		size += len(o.data)
+		size += len(o.data) + 32
 	}
-	b := newPackBuilder(len(objs), size/2)
-	fast, store := zlibFast.Get().(*zlib.Writer), zlibStore.Get().(*zlib.Writer)
-	defer zlibFast.Put(fast)
-	defer zlibStore.Put(store)
-	var raw bytes.Buffer
+	b := newPackBuilder(len(objs), size)
+	var hdr bytes.Buffer
 	for _, o := range objs {
 		if _, dup := b.offsets[o.hash]; dup {
 			continue
 		}
-		raw.Reset()
-		data, typ := o.data, packTypes[o.typ]
+		hdr.Reset()
+		data := o.data
 		if o.base >= 0 && o.depth <= maxDeltaDepth {
 			if d := deltaOf(objs[o.base].data, o.data); d != nil {
-				data, typ = d, packOfsDelta
-				writeObjectHeader(&raw, typ, len(data))
-				writeDeltaOffset(&raw, uint32(b.buf.Len())-b.offsets[objs[o.base].hash])
+				data = d
+				writeObjectHeader(&hdr, packOfsDelta, len(d))
+				writeDeltaOffset(&hdr, uint32(b.buf.Len())-b.offsets[objs[o.base].hash])
 			}
 		}
-		zw := fast
-		if typ != packOfsDelta {
-			writeObjectHeader(&raw, typ, len(data))
-			if typ == packTree {
-				zw = store
-			}
+		if hdr.Len() == 0 {
+			writeObjectHeader(&hdr, packTypes[o.typ], len(data))
 		}
-		zw.Reset(&raw)
-		if _, err := zw.Write(data); err != nil {
-			return nil, fmt.Errorf("encode pack: %w", err)
-		}
-		if err := zw.Close(); err != nil {
-			return nil, fmt.Errorf("encode pack: %w", err)
-		}
-		b.addRaw(o.hash, raw.Bytes())
+		b.addStored(o.hash, hdr.Bytes(), data)
 	}
 	return b.finish(), nil
+}
+
+// addStored appends an entry: its header, then data as a zlib stream of
+// stored (uncompressed) deflate blocks.
+func (b *packBuilder) addStored(h plumbing.Hash, header, data []byte) {
+	off := b.buf.Len()
+	b.buf.Write(header)
+	b.buf.Write([]byte{0x78, 0x01}) // zlib header: deflate, 32K window, no dictionary
+	rest := data
+	for {
+		n := min(len(rest), 0xffff)
+		final := byte(0)
+		if n == len(rest) {
+			final = 1
+		}
+		b.buf.Write([]byte{final, byte(n), byte(n >> 8), ^byte(n), ^byte(n >> 8)})
+		b.buf.Write(rest[:n])
+		rest = rest[n:]
+		if final == 1 {
+			break
+		}
+	}
+	b.buf.Write(binary.BigEndian.AppendUint32(nil, adler32.Checksum(data)))
+	b.offsets[h] = uint32(off)
+	b.entries = append(b.entries, packEntry{hash: h, offset: uint32(off), crc: crc32.ChecksumIEEE(b.buf.Bytes()[off:])})
 }
 
 // writeDeltaOffset writes how far back an OFS_DELTA entry's base starts,

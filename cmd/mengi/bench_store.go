@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"time"
@@ -41,9 +42,11 @@ memory of this process from opening the store to the end of the run).`,
 			&cli.StringFlag{Name: "dir", Usage: "keep the repository in DIR/repo, reusing it when it is there (default: a temporary folder, removed after)"},
 			&cli.BoolFlag{Name: "reference", Usage: "run git fast-import on the same writes first", Value: true},
 			&cli.BoolFlag{Name: "check", Usage: "check commits and git fsck --strict after the run", Value: true},
+			&cli.IntFlag{Name: "compact-after", Usage: "packs written before the store merges them in the background (gitstore's CompactAfter; negative: never)", Value: 32},
 			&cli.StringFlag{Name: "ack-log", Usage: "append one line per acknowledged write to this file (for crash tests)"},
 			&cli.StringFlag{Name: "results", Usage: "append the result line to this file"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the store run to this file"},
+			&cli.StringFlag{Name: "trace", Usage: "write an execution trace of the store run to this file (go tool trace)"},
 			&cli.StringFlag{Name: "memprofile", Usage: "write a heap profile at the end of the store run to this file"},
 			&cli.StringFlag{Name: "log-level", Usage: "log level of the store", Value: "warn"},
 		},
@@ -82,7 +85,7 @@ func benchStore(c *cli.Context) error {
 		return err
 	}
 	t0 := time.Now()
-	store, err := gitstore.Open(seed.Dir, gitstore.Options{Logger: log})
+	store, err := gitstore.Open(seed.Dir, gitstore.Options{Logger: log, CompactAfter: c.Int("compact-after")})
 	if err != nil {
 		return err
 	}
@@ -106,6 +109,19 @@ func benchStore(c *cli.Context) error {
 		}
 		defer f.Close()
 		pprof.StartCPUProfile(f)
+	}
+	if p := c.String("trace"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			store.Close()
+			return fmt.Errorf("--trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			store.Close()
+			return fmt.Errorf("--trace: %w", err)
+		}
+		defer trace.Stop()
 	}
 	res, loadErr := bench.StoreLoad(c.Context, store, wl, c.Duration("duration"), c.Float64("rate"), ackLog)
 	if c.String("cpuprofile") != "" {
