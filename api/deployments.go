@@ -75,6 +75,12 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request, user *
 		Metadata: schema.Metadata{ID: id.String(), UserID: user.ID, CreatedAt: now, UpdatedAt: now},
 		Spec:     *spec,
 	}
+	// The file does not depend on the repository's state: encode it here,
+	// not on the store's committer goroutine.
+	content, err := schema.EncodeFile(d)
+	if err != nil {
+		return err
+	}
 	var cluster *schema.Cluster
 	res, err := s.store.Apply(r.Context(), func(v *gitstore.View) (*gitstore.Commit, error) {
 		var err error
@@ -83,10 +89,6 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request, user *
 		}
 		if v.DeploymentByName(spec.ClusterID, spec.Name) != nil {
 			return nil, nameTaken(spec.Name)
-		}
-		content, err := schema.EncodeFile(d)
-		if err != nil {
-			return nil, err
 		}
 		return &gitstore.Commit{
 			Author:  author(user),
