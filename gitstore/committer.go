@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -237,7 +238,13 @@ func (s *Store) land(b *batch, err error) bool {
 // because someone pushed meanwhile.
 func (s *Store) commitBatch(reqs []*request) {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 1 {
+			// Another writer keeps winning the race for the branch (a
+			// second store taking many writes): step aside for a random
+			// moment so the two stop colliding.
+			time.Sleep(time.Duration(rand.Int64N(int64(attempt) * int64(2*time.Millisecond))))
+		}
 		err = s.tryBatch(reqs)
 		if !errors.Is(err, ErrRefChanged) {
 			break
@@ -251,6 +258,10 @@ func (s *Store) commitBatch(reqs []*request) {
 	}
 	s.answer(reqs, err)
 }
+
+// maxAttempts bounds how often a batch is run again because the branch
+// moved under it, before its writes fail.
+const maxAttempts = 20
 
 // answer tells every writer of a batch its outcome; err, when not nil,
 // fails the writes that did not fail on their own.
