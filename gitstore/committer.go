@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -136,13 +134,17 @@ func (s *Store) run() {
 	}
 }
 
-// checkExternal takes in commits others made, when the branch's ref or
-// packed-refs changed on disk.
+// checkExternal takes in commits others made. It reads the branch's ref
+// (41 bytes) and compares it with the head, rather than trusting the
+// file's modification time and size: two updates within one clock tick
+// leave both the same.
 func (s *Store) checkExternal() {
-	if stamp := s.ref.stamp(); stamp != s.refStamp {
-		if err := s.refresh(); err != nil {
-			s.log.Error("reading external change failed", "err", err)
-		}
+	head, err := s.ref.read()
+	if err == nil && head == s.head {
+		return
+	}
+	if err := s.refresh(); err != nil {
+		s.log.Error("reading external change failed", "err", err)
 	}
 }
 
@@ -345,9 +347,20 @@ func (s *Store) build(reqs []*request, head, root plumbing.Hash, prev *View) (*b
 				b.view.set(ch.Path, records[i])
 			}
 		}
-		co := encodeCommit(newRoot, parent, c.Author, s.opts.Committer, now, c.Message)
+		treeOfCommit := newRoot
+		if newRoot.IsZero() {
+			// The write removed the last file: a commit needs a tree, the
+			// empty one.
+			empty := newObject(plumbing.TreeObject, nil)
+			objs.add(empty)
+			treeOfCommit = empty.hash
+		}
+		co := encodeCommit(treeOfCommit, parent, c.Author, s.opts.Committer, now, c.Message)
 		objs.add(co)
-		info, _ := decodeCommit(co.hash, co.data)
+		info, err := decodeCommit(co.hash, co.data)
+		if err != nil {
+			return nil, fmt.Errorf("build commit: %w", err)
+		}
 		b.hist = append(b.hist, histAdd{info, ids})
 		parent, root = co.hash, newRoot
 		r.res.res = &Result{Commit: co.hash, Changed: true, Records: records}
@@ -367,7 +380,6 @@ func (s *Store) build(reqs []*request, head, root plumbing.Hash, prev *View) (*b
 
 // publish makes a durable batch visible: index, head, history, watchers.
 func (s *Store) publish(b *batch) {
-	s.refStamp = s.ref.stamp()
 	s.mu.Lock()
 	b.view.commitTo(s.idx)
 	s.head, s.headTree = b.head, b.tree
@@ -422,7 +434,17 @@ func (s *Store) persist(p *encodedPack, old, head plumbing.Hash, after <-chan bo
 		}
 		return lockErr
 	}
-	return lock.commit()
+	if err := lock.commit(); err != nil {
+		// The rename may have moved the ref before a later step failed:
+		// then the batch did land, and running its writes again would
+		// commit them twice.
+		if cur, rerr := s.ref.read(); rerr == nil && cur == head {
+			s.log.Error("ref updated, but making the update durable failed", "err", err)
+			return nil
+		}
+		return err
+	}
+	return nil
 }
 
 type histAdd struct {
@@ -446,33 +468,18 @@ func touchedIDs(v *View, changes []Change, records []*Record) []string {
 	return slices.Compact(ids)
 }
 
-// stamp identifies the ref's current state cheaply (no read of its content).
-func (r refFile) stamp() string {
-	var out string
-	for _, p := range []string{r.path(), filepath.Join(r.gitDir, "packed-refs")} {
-		if fi, err := os.Stat(p); err == nil {
-			out += fmt.Sprintf("%d.%d;", fi.ModTime().UnixNano(), fi.Size())
-		} else {
-			out += "-;"
-		}
-	}
-	return out
-}
-
 // refresh takes in commits made by others: it diffs the known head tree
 // against the branch's new head and updates the index and the history.
 //
-// The ref's stamp is recorded only once the change is taken in, so a read
-// that fails (another process merging the packs it read from, say) is tried
-// again at the next poll instead of waiting for the branch to move again.
+// The head only moves once the change is taken in, so a read that fails
+// (another process merging the packs it read from, say) is tried again at
+// the next poll, which compares the ref with the head.
 func (s *Store) refresh() error {
-	stamp := s.ref.stamp()
 	head, err := s.ref.read()
 	if err != nil {
 		return err
 	}
 	if head == s.head {
-		s.refStamp = stamp
 		return nil
 	}
 	c, err := s.readCommit(head)
@@ -507,7 +514,6 @@ func (s *Store) refresh() error {
 	s.head, s.headTree = head, c.tree
 	s.announce()
 	s.mu.Unlock()
-	s.refStamp = stamp
 	s.log.Info("external change taken in", "from", short(old), "to", short(head), "files", len(changes))
 	return nil
 }
@@ -613,7 +619,10 @@ func (s *Store) housekeeper(ctx context.Context) {
 		start := time.Now()
 		merged, err := mergePacks(s.dir, names)
 		if err != nil {
-			s.log.Warn("merging packs failed", "packs", len(names), "err", err)
+			// Leave these packs to git rather than failing again after
+			// every batch.
+			s.log.Warn("merging packs failed; leaving them as they are", "packs", len(names), "err", err)
+			s.own.forget(names)
 			continue
 		}
 		s.own.replace(names, merged)

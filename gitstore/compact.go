@@ -49,6 +49,13 @@ func (o *ownPacks) snapshot() []string {
 	return slices.Clone(o.names)
 }
 
+// forget drops names from the list.
+func (o *ownPacks) forget(names []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.names = slices.DeleteFunc(o.names, func(n string) bool { return slices.Contains(names, n) })
+}
+
 // replace drops merged and records the pack that holds their objects now.
 func (o *ownPacks) replace(merged []string, into string) {
 	o.mu.Lock()

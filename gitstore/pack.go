@@ -291,6 +291,8 @@ func (sp *stagedPack) publish() error {
 		return fmt.Errorf("publish %s: %w", sp.name, err)
 	}
 	if err := os.Rename(sp.tmpIndex, filepath.Join(sp.dir, sp.name+".idx")); err != nil {
+		// A pack without its index would stop go-git reading any pack.
+		os.Remove(filepath.Join(sp.dir, sp.name+".pack"))
 		sp.discard()
 		return fmt.Errorf("publish %s: %w", sp.name, err)
 	}

@@ -90,7 +90,6 @@ type Store struct {
 
 	changed    chan struct{} // closed when the head moves; guarded by mu
 	refEvents  chan struct{} // the watcher saw the ref change on disk
-	refStamp   string        // owned by the committer goroutine
 	own        ownPacks      // packs written by this process, not merged yet
 	compactNow chan struct{} // asks the housekeeper to merge them
 }
@@ -131,7 +130,6 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.objs.close()
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	s.refStamp = s.ref.stamp()
 	s.own.adopt(dir)
 	s.log.Info("repository opened", "dir", dir, "head", short(head), "records", len(s.idx.files), "took", time.Since(start).Round(time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -193,7 +191,10 @@ func initRepo(dir, branch string) error {
 func cleanStale(dir string, log *slog.Logger) {
 	tmps, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_mengi_*"))
 	for _, t := range tmps {
-		os.Remove(t)
+		// Another store on the repository may be writing a young one.
+		if fi, err := os.Stat(t); err == nil && time.Since(fi.ModTime()) > staleTemp {
+			os.Remove(t)
+		}
 	}
 	orphans := orphanPacks(dir)
 	if len(orphans) > 0 {
@@ -215,6 +216,10 @@ func cleanStale(dir string, log *slog.Logger) {
 		}
 	}
 }
+
+// staleTemp is the age from which a temporary pack file was left by a
+// crash rather than being written by another store on the repository.
+const staleTemp = 10 * time.Minute
 
 // orphanPacks lists the .pack files of dir that have no .idx.
 func orphanPacks(dir string) []string {

@@ -119,3 +119,24 @@ func TestStaleRefLockIsTakenOver(t *testing.T) {
 		t.Errorf("%s commits, want 2", got)
 	}
 }
+
+// TestDeletingEveryFile removes the only file of the repository: the
+// commit gets Git's empty tree, and the store reopens.
+func TestDeletingEveryFile(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	mustApply(t, s, createMutation(newDeployment(1, testCluster, "only")))
+	mustApply(t, s, func(v *View) (*Commit, error) {
+		return &Commit{Author: testAuthor, Message: "remove\n", Changes: []Change{{Path: DeploymentPath(testCluster, "only")}}}, nil
+	})
+	mustApply(t, s, createMutation(newDeployment(2, testCluster, "again")))
+	s.Close()
+	runGit(t, dir, "fsck", "--strict", "--no-dangling")
+	if got := runGit(t, dir, "rev-parse", "main~1^{tree}"); got != "4b825dc642cb6eb9a060e54bf8d69288fbee4904" {
+		t.Errorf("tree after deleting everything: %s, want the empty tree", got)
+	}
+	s2 := openStore(t, dir)
+	if s2.idx.files[DeploymentPath(testCluster, "again")] == nil {
+		t.Error("deployment written after the empty commit is missing")
+	}
+}
