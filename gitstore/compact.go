@@ -64,6 +64,10 @@ func (o *ownPacks) replace(merged []string, into string) {
 	o.names = append(o.names, into)
 }
 
+// maxMergedPack bounds a merged pack: pack indexes of version 2 need a
+// table of large offsets past 2 GiB, which merges do not write.
+const maxMergedPack = 1 << 30
+
 // pickMerge chooses which of the packs to merge, geometrically: the
 // smallest ones, and a bigger one only once the smaller ones add up to half
 // its size. So each object is copied O(log n) times over a long run, not on
@@ -83,7 +87,7 @@ func pickMerge(gitDir string, names []string) []string {
 	var pick []string
 	var sum int64
 	for i, p := range packs {
-		if i >= 2 && p.size > 2*sum {
+		if (i >= 2 && p.size > 2*sum) || sum+p.size > maxMergedPack {
 			break
 		}
 		pick = append(pick, p.name)
