@@ -71,7 +71,18 @@ func (h *history) get(ctx context.Context, id string) ([]HistoryEntry, error) {
 		return nil, h.buildEr
 	}
 	out := slices.Clone(h.built[id])
-	return append(out, h.byID[id]...), nil
+	// A push taken in while the first build still ran may have added
+	// commits the build also found.
+	seen := make(map[string]bool, len(out))
+	for _, e := range out {
+		seen[e.SHA] = true
+	}
+	for _, e := range h.byID[id] {
+		if !seen[e.SHA] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // build walks every commit reachable from head once, newest first, and
