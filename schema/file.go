@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -46,42 +46,69 @@ func encodeNode(node *yaml.Node) ([]byte, error) {
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // toNode turns v into a YAML node with the key order of its JSON encoding
-// and the plainest style that reads back the same.
+// and the plainest style that reads back the same. The node is built from
+// the JSON encoding's tokens, with the tags a YAML reader would give the
+// same JSON text (it used to be parsed back with the YAML parser, which
+// made most of a write's garbage).
 func toNode(v any) (*yaml.Node, error) {
 	j, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(escapeForYAML(j), &doc); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber()
+	n, err := jsonNode(dec)
+	if err != nil {
 		return nil, err
 	}
-	restyle(&doc)
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
-		return doc.Content[0], nil
-	}
-	return &doc, nil
+	restyle(n)
+	return n, nil
 }
 
-// escapeForYAML escapes, in JSON text, the characters that encoding/json
-// leaves raw but a YAML reader does not take raw in a quoted string: DEL,
-// the C1 controls (YAML refuses them), NEL (YAML folds it as a line break),
-// U+FFFE and U+FFFF. They can only occur inside strings, where the \u
-// escape means the same in JSON and YAML.
-func escapeForYAML(j []byte) []byte {
-	special := func(r rune) bool { return (r >= 0x7f && r <= 0x9f) || r == 0xfffe || r == 0xffff }
-	if bytes.IndexFunc(j, special) < 0 {
-		return j
+// jsonNode reads one JSON value from dec as a YAML node.
+func jsonNode(dec *json.Decoder) (*yaml.Node, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
 	}
-	out := make([]byte, 0, len(j)+16)
-	for _, r := range string(j) {
-		if special(r) {
-			out = fmt.Appendf(out, `\u%04x`, r)
-		} else {
-			out = utf8.AppendRune(out, r)
+	switch t := tok.(type) {
+	case json.Delim:
+		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		if t == '[' {
+			n.Kind, n.Tag = yaml.SequenceNode, "!!seq"
 		}
+		for dec.More() {
+			if n.Kind == yaml.MappingNode {
+				key, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key.(string)})
+			}
+			c, err := jsonNode(dec)
+			if err != nil {
+				return nil, err
+			}
+			n.Content = append(n.Content, c)
+		}
+		if _, err := dec.Token(); err != nil { // the closing delimiter
+			return nil, err
+		}
+		return n, nil
+	case string:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: t}, nil
+	case json.Number:
+		tag := "!!int"
+		if strings.ContainsAny(string(t), ".eE") {
+			tag = "!!float"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: string(t)}, nil
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(t)}, nil
+	case nil:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
 	}
-	return out
+	return nil, fmt.Errorf("unexpected JSON token %v", tok)
 }
 
 func restyle(n *yaml.Node) {
