@@ -261,7 +261,8 @@ func readDeltaOffset(b []byte) (off uint32, n int) {
 }
 
 // readIndex reads the entries of a version-2 pack index (without large
-// offsets), sorted by offset.
+// offsets), sorted by offset; their CRCs are left out (a merge computes
+// them for what it writes).
 func readIndex(stem string) ([]packEntry, error) {
 	idx, err := os.ReadFile(stem + ".idx")
 	if err != nil {
@@ -278,7 +279,6 @@ func readIndex(stem string) ([]packEntry, error) {
 	entries := make([]packEntry, n)
 	for i := range n {
 		copy(entries[i].hash[:], idx[header+i*20:])
-		entries[i].crc = binary.BigEndian.Uint32(idx[header+n*20+i*4:])
 		entries[i].offset = binary.BigEndian.Uint32(idx[header+n*24+i*4:])
 	}
 	slices.SortFunc(entries, func(x, y packEntry) int { return int(x.offset) - int(y.offset) })

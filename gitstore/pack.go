@@ -74,8 +74,7 @@ type encodedPack struct {
 	objects   int
 }
 
-// packBuilder assembles a packfile from raw entries (an entry's header and
-// compressed data, as they appear in a pack) and builds its index.
+// packBuilder assembles a packfile in memory and builds its index.
 type packBuilder struct {
 	buf     bytes.Buffer
 	entries []packEntry
@@ -100,17 +99,6 @@ func packHeader(n int) []byte {
 	h := []byte{'P', 'A', 'C', 'K', 0, 0, 0, 2, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(h[8:], uint32(n))
 	return h
-}
-
-// addRaw appends an entry already encoded; duplicates are dropped.
-func (b *packBuilder) addRaw(h plumbing.Hash, raw []byte) {
-	if _, dup := b.offsets[h]; dup {
-		return
-	}
-	off := uint32(b.buf.Len())
-	b.offsets[h] = off
-	b.entries = append(b.entries, packEntry{hash: h, offset: off, crc: crc32.ChecksumIEEE(raw)})
-	b.buf.Write(raw)
 }
 
 // finish writes the count and checksum and builds the index.
