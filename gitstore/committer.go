@@ -85,33 +85,36 @@ func (s *Store) Apply(ctx context.Context, m Mutation) (*Result, error) {
 }
 
 // run is the committer: the only goroutine that writes the repository or
-// changes the index. It works as a two-stage pipeline: while one batch is
-// being made durable (its pack fsynced, its ref moved) by a goroutine of
-// its own, the committer already runs the next batch's writes and encodes
-// its pack on top of it; the next batch is made durable once the one
-// before it has landed.
+// changes the index. It works as a pipeline: each batch is made durable by
+// a goroutine of its own (see persist) while the committer already builds
+// the next batches on top of it, up to pipelineDepth batches in flight.
+// Batches land (move the branch, become visible, answer their writers)
+// strictly in order.
 func (s *Store) run() {
 	defer close(s.stopped)
 	poll := time.NewTicker(s.opts.PollInterval)
 	defer poll.Stop()
-	var inflight *batch
+	var inflight []*batch // oldest first
 	for {
 		var landed <-chan error
-		if inflight != nil {
-			landed = inflight.done
+		queue := s.queue
+		if len(inflight) > 0 {
+			landed = inflight[0].done
+		}
+		if len(inflight) >= pipelineDepth {
+			queue = nil // writes wait in the queue and make a larger batch
 		}
 		select {
-		case r := <-s.queue:
-			inflight = s.next(inflight, s.drain(r))
+		case r := <-queue:
+			inflight = s.start(inflight, s.drain(r))
 		case err := <-landed:
-			s.land(inflight, err)
-			inflight = nil
+			inflight = s.landFirst(inflight, err)
 		case <-poll.C:
-			if inflight == nil {
+			if len(inflight) == 0 {
 				s.checkExternal()
 			}
 		case <-s.refEvents:
-			if inflight == nil {
+			if len(inflight) == 0 {
 				s.checkExternal()
 			}
 		case <-s.quit:
@@ -120,19 +123,29 @@ func (s *Store) run() {
 			for {
 				select {
 				case r := <-s.queue:
-					inflight = s.next(inflight, s.drain(r))
+					for len(inflight) >= pipelineDepth {
+						inflight = s.landFirst(inflight, <-inflight[0].done)
+					}
+					inflight = s.start(inflight, s.drain(r))
 					continue
 				default:
 				}
 				break
 			}
-			if inflight != nil {
-				s.land(inflight, <-inflight.done)
+			for len(inflight) > 0 {
+				inflight = s.landFirst(inflight, <-inflight[0].done)
 			}
 			return
 		}
 	}
 }
+
+// pipelineDepth bounds the batches in flight: one being made durable and
+// one built on top of it. Deeper pipelines overlap more fsyncs but make
+// smaller batches, and every batch writes each folder it touches whole
+// (its first tree version), so at 64 writers 4 gave about 20 % fewer
+// writes/s than 2 (BENCHMARKS.md).
+const pipelineDepth = 2
 
 // checkExternal takes in commits others made. It reads the branch's ref
 // (41 bytes) and compares it with the head, rather than trusting the
@@ -173,65 +186,63 @@ type batch struct {
 	hist       []histAdd
 	commits    int
 	started    time.Time
+	after      chan bool  // whether the batch before landed
 	done       chan error // the outcome of making it durable
 }
 
-// next builds reqs into a batch on top of inflight (the batch being made
-// durable, if any) and starts making it durable: its pack is written and
-// fsynced at once, its ref update waits until inflight has landed. It
-// returns the batch now in flight, or nil.
-func (s *Store) next(inflight *batch, reqs []*request) *batch {
+// start builds reqs into a batch on top of the batches in flight and
+// starts making it durable: its pack is written at once, its ref update
+// waits until the batch before has landed. It returns the batches now in
+// flight.
+func (s *Store) start(inflight []*batch, reqs []*request) []*batch {
 	head, tree, prev := s.head, s.headTree, (*View)(nil)
-	if inflight != nil {
-		head, tree, prev = inflight.head, inflight.tree, inflight.view
+	if n := len(inflight); n > 0 {
+		last := inflight[n-1]
+		head, tree, prev = last.head, last.tree, last.view
 	}
 	b, err := s.build(reqs, head, tree, prev)
-	var after chan bool
-	if err == nil && b.pack != nil {
-		after = make(chan bool, 1)
-		b.done = make(chan error, 1)
-		go func() { b.done <- s.persist(b.pack, b.parent, b.head, after) }()
-	}
-	if inflight != nil {
-		ok := s.land(inflight, <-inflight.done)
-		if after != nil {
-			after <- ok
-		}
-		if !ok {
-			// b builds on commits that did not land: run its writes
-			// again on the head as it is now.
-			if after != nil {
-				<-b.done
-			}
-			s.commitBatch(reqs)
-			return nil
-		}
-		if b != nil {
-			b.view.prev = nil // inflight's changes are in the index now
-		}
-	} else if after != nil {
-		after <- true
-	}
-	if err != nil || b.pack == nil {
+	if err != nil {
+		// Nothing of the batch was written or became visible.
 		s.answer(reqs, err)
-		return nil
+		return inflight
 	}
-	return b
+	b.after, b.done = make(chan bool, 1), make(chan error, 1)
+	if len(inflight) == 0 {
+		b.after <- true
+	}
+	go func() { b.done <- s.persist(b) }()
+	return append(inflight, b)
 }
 
-// land finishes a batch whose persist returned err: on success the index
-// and head move and every writer is answered; on failure the writes are
-// run again from the head (see commitBatch). It reports whether the batch
-// landed as built.
-func (s *Store) land(b *batch, err error) bool {
-	if err != nil {
-		s.log.Warn("batch not committed, running its writes again", "writes", len(b.reqs), "err", err)
-		s.commitBatch(b.reqs)
-		return false
+// landFirst finishes the oldest batch in flight, whose persist returned
+// err. On success the index and head move, its writers are answered and
+// the next batch may move the ref. On failure no later batch lands either
+// (they build on commits that are not on the branch): every write of the
+// failed batch and of those after it is run again, in order, on the head
+// as it is now (see commitBatch). It returns the batches still in flight.
+func (s *Store) landFirst(inflight []*batch, err error) []*batch {
+	b, rest := inflight[0], inflight[1:]
+	if err == nil {
+		if b.pack != nil {
+			s.publish(b)
+		}
+		s.answer(b.reqs, nil)
+		if len(rest) > 0 {
+			rest[0].view.prev = nil // b's changes are in the index now
+			rest[0].after <- true
+		}
+		return rest
 	}
-	s.publish(b)
-	s.answer(b.reqs, nil)
-	return true
+	s.log.Warn("batch not committed, running its writes again", "writes", len(b.reqs), "batches after it", len(rest), "err", err)
+	for _, r := range rest {
+		r.after <- false
+		<-r.done
+	}
+	s.commitBatch(b.reqs)
+	for _, r := range rest {
+		s.commitBatch(r.reqs)
+	}
+	return nil
 }
 
 // commitBatch makes one commit per write of the batch, chained in order,
@@ -285,9 +296,9 @@ func (s *Store) tryBatch(reqs []*request) error {
 	if err != nil || b.pack == nil {
 		return err
 	}
-	now := make(chan bool, 1)
-	now <- true
-	if err := s.persist(b.pack, b.parent, b.head, now); err != nil {
+	b.after = make(chan bool, 1)
+	b.after <- true
+	if err := s.persist(b); err != nil {
 		return err
 	}
 	s.publish(b)
@@ -357,11 +368,7 @@ func (s *Store) build(reqs []*request, head, root plumbing.Hash, prev *View) (*b
 		}
 		co := encodeCommit(treeOfCommit, parent, c.Author, s.opts.Committer, now, c.Message)
 		objs.add(co)
-		info, err := decodeCommit(co.hash, co.data)
-		if err != nil {
-			return nil, fmt.Errorf("build commit: %w", err)
-		}
-		b.hist = append(b.hist, histAdd{info, ids})
+		b.hist = append(b.hist, histAdd{co.hash, ids})
 		parent, root = co.hash, newRoot
 		r.res.res = &Result{Commit: co.hash, Changed: true, Records: records}
 		b.commits++
@@ -380,14 +387,16 @@ func (s *Store) build(reqs []*request, head, root plumbing.Hash, prev *View) (*b
 
 // publish makes a durable batch visible: index, head, history, watchers.
 func (s *Store) publish(b *batch) {
+	// History first: whoever sees the new head finds its commits there
+	// (the history file written for a head must hold them).
+	for _, h := range b.hist {
+		s.hist.add(h.commit, h.ids)
+	}
 	s.mu.Lock()
 	b.view.commitTo(s.idx)
 	s.head, s.headTree = b.head, b.tree
 	s.announce()
 	s.mu.Unlock()
-	for _, h := range b.hist {
-		s.hist.add(h.info, h.ids)
-	}
 	s.log.Debug("batch committed", "writes", len(b.reqs), "commits", b.commits, "head", short(b.head), "took", time.Since(b.started))
 	s.maybeCompact()
 }
@@ -395,49 +404,55 @@ func (s *Store) publish(b *batch) {
 // errBaseFailed stops a batch whose predecessor did not land.
 var errBaseFailed = errors.New("the batch before did not land")
 
-// persist makes a pack durable and moves the branch from old to head. The
-// pack and its index are written and fsynced at once (while the batch
-// before may still be landing); once after says the batch before landed,
-// the ref's lock file is written and fsynced while the pack is published
-// (renamed, directory fsynced), and only then the lock is renamed over the
-// ref. A crash at any point leaves the old head or the new one with all
-// its objects (and at worst a pack nothing refers to, garbage for gc).
-func (s *Store) persist(p *encodedPack, old, head plumbing.Hash, after <-chan bool) error {
+// persist makes a batch's pack durable and moves the branch from its
+// parent to its head.
+// Everything that does not depend on the batch before is done at once,
+// while that batch may still be landing: the pack and its index are
+// written, fsynced and published, and the ref's next value is written to
+// a fsynced temporary file. Once b.after says the batch before landed, the
+// ref is swapped under its lock with a single directory fsync. A crash at
+// any point leaves the old head or the new one with all its objects (and
+// at worst a pack nothing refers to, garbage for gc).
+func (s *Store) persist(b *batch) error {
+	if b.pack == nil {
+		// Nothing to write: the batch lands when the one before it does.
+		if !<-b.after {
+			return errBaseFailed
+		}
+		return nil
+	}
+	p, old, head := b.pack, b.parent, b.head
+	var value *refValue
+	var valueErr error
+	prepared := make(chan struct{})
+	go func() {
+		defer close(prepared)
+		value, valueErr = s.ref.prepare(head)
+	}()
 	staged, err := p.stage(s.dir)
-	if ok := <-after; !ok || err != nil {
-		if staged != nil {
-			staged.discard()
+	if err == nil {
+		if err = staged.publish(); err == nil {
+			s.own.add(p.name) // merged later even when the ref does not move
+		}
+	}
+	<-prepared
+	ok := <-b.after
+	if err == nil {
+		err = valueErr
+	}
+	if !ok || err != nil {
+		if value != nil {
+			value.discard()
 		}
 		if err != nil {
 			return err
 		}
 		return errBaseFailed
 	}
-	var lock *refLock
-	var lockErr error
-	locked := make(chan struct{})
-	go func() {
-		defer close(locked)
-		lock, lockErr = s.ref.lock(old, head)
-	}()
-	err = staged.publish()
-	<-locked
-	if err == nil {
-		s.own.add(p.name) // merged later even when the ref does not move
-	}
-	if err != nil || lockErr != nil {
-		if lock != nil {
-			lock.abort()
-		}
-		if err != nil {
-			return err
-		}
-		return lockErr
-	}
-	if err := lock.commit(); err != nil {
-		// The rename may have moved the ref before a later step failed:
-		// then the batch did land, and running its writes again would
-		// commit them twice.
+	if err := value.swap(old); err != nil {
+		// The rename may have moved the ref before the fsync failed: then
+		// the batch did land, and running its writes again would commit
+		// them twice.
 		if cur, rerr := s.ref.read(); rerr == nil && cur == head {
 			s.log.Error("ref updated, but making the update durable failed", "err", err)
 			return nil
@@ -448,8 +463,8 @@ func (s *Store) persist(p *encodedPack, old, head plumbing.Hash, after <-chan bo
 }
 
 type histAdd struct {
-	info *commitInfo
-	ids  []string
+	commit plumbing.Hash
+	ids    []string
 }
 
 // touchedIDs lists the deployments a write changes: those of its new
@@ -545,7 +560,7 @@ func (s *Store) addExternalHistory(head plumbing.Hash) error {
 		if err != nil {
 			return err
 		}
-		s.hist.add(c, ids)
+		s.hist.add(c.hash, ids)
 	}
 	return nil
 }
@@ -603,13 +618,23 @@ func (s *Store) maybeCompact() {
 }
 
 // housekeeper merges packs in the background until ctx ends, so writers
-// never wait for it. Readers that looked up a merged pack meanwhile re-read
+// never wait for it, and keeps the history file current. Readers that looked up a merged pack meanwhile re-read
 // the pack list and find the objects in the new one.
 func (s *Store) housekeeper(ctx context.Context) {
+	save := time.NewTicker(historySaveInterval)
+	defer save.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-save.C:
+			if s.hist.unsaved() >= historySaveAfter {
+				s.mu.RLock()
+				head := s.head
+				s.mu.RUnlock()
+				s.hist.save(s.log, s.historyFile(), head)
+			}
+			continue
 		case <-s.compactNow:
 		}
 		names := pickMerge(s.dir, s.own.snapshot())
@@ -651,6 +676,10 @@ func (s *Store) housekeeper(ctx context.Context) {
 		s.maybeCompact() // more may have piled up meanwhile
 	}
 }
+
+// historySaveInterval is how often the housekeeper writes the history
+// file when historySaveAfter commits were added since.
+const historySaveInterval = time.Minute
 
 // mergeInterval is the least time between two merges of packs.
 const mergeInterval = time.Second

@@ -16,8 +16,9 @@ import (
 // `git push`, another process) committed in between.
 var ErrRefChanged = errors.New("branch was updated concurrently")
 
-// refFile reads and updates one ref the way git does: a `<ref>.lock` file
-// created exclusively, written, fsynced and renamed over the ref, then the
+// refFile reads and updates one ref with git's lock protocol: while a
+// `<ref>.lock` file created exclusively exists, the ref is ours; the new
+// value, written and fsynced beforehand, is renamed over the ref and the
 // directory fsynced. So a concurrent git CLI writer is excluded, readers
 // never see a torn or empty ref, and a crash leaves the old or the new value.
 type refFile struct {
@@ -70,60 +71,87 @@ func (r refFile) readPacked() (plumbing.Hash, error) {
 // lockWait bounds how long update waits for a lock held by a git process.
 const lockWait = 5 * time.Second
 
-// refLock is a held, written and fsynced `<ref>.lock`: the new value is
-// durable but not yet the ref's.
-type refLock struct {
+// check fails with ErrRefChanged unless the ref holds old.
+func (r refFile) check(old plumbing.Hash) error {
+	cur, err := r.read()
+	if err != nil {
+		return err
+	}
+	if cur != old {
+		return fmt.Errorf("update ref %s from %s: now at %s: %w", r.name, short(old), short(cur), ErrRefChanged)
+	}
+	return nil
+}
+
+// refValue is a ref's next value written and fsynced ahead of time in a
+// temporary file of the git directory, so that moving the ref later takes
+// a single fsync (see swap). The committer prepares it while the batch
+// before is still landing.
+type refValue struct {
 	ref  refFile
 	path string
 }
 
-// lock takes the ref's lock file, checks that the ref still holds old, and
-// writes and fsyncs new into the lock file. The caller must commit or
-// abort the lock.
-func (r refFile) lock(old, new plumbing.Hash) (*refLock, error) {
+// prepare writes new to a fsynced temporary file for swap.
+func (r refFile) prepare(new plumbing.Hash) (*refValue, error) {
+	f, err := os.CreateTemp(r.gitDir, tmpRefPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("update ref %s: %w", r.name, err)
+	}
+	v := &refValue{ref: r, path: f.Name()}
+	_, err = f.WriteString(new.String() + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		v.discard()
+		return nil, fmt.Errorf("update ref %s: %w", r.name, err)
+	}
+	return v, nil
+}
+
+// tmpRefPrefix names the temporary files of prepared ref values.
+const tmpRefPrefix = "tmp_mengi_ref_"
+
+// swap moves the ref from old to the prepared value: it takes the ref's
+// lock file (which is what excludes git and other stores), checks the ref
+// still holds old, renames the prepared file over the ref, drops the lock
+// and fsyncs the ref's directory, once. The value's content was fsynced
+// when prepared, so a crash leaves the old ref or the new one, never a
+// torn one. ErrRefChanged when the ref moved; the value is discarded on
+// any error.
+func (v *refValue) swap(old plumbing.Hash) error {
+	r := v.ref
 	lock := r.path() + ".lock"
 	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
-		return nil, fmt.Errorf("update ref %s: %w", r.name, err)
+		v.discard()
+		return fmt.Errorf("update ref %s: %w", r.name, err)
 	}
 	f, err := createExclusive(lock)
 	if err != nil {
-		return nil, fmt.Errorf("update ref %s: %w", r.name, err)
+		v.discard()
+		return fmt.Errorf("update ref %s: %w", r.name, err)
 	}
-	fail := func(err error) (*refLock, error) {
-		f.Close()
+	f.Close()
+	if err := r.check(old); err != nil {
 		os.Remove(lock)
-		return nil, err
+		v.discard()
+		return err
 	}
-	cur, err := r.read()
-	if err != nil {
-		return fail(err)
+	if err := os.Rename(v.path, r.path()); err != nil {
+		os.Remove(lock)
+		v.discard()
+		return fmt.Errorf("update ref %s: %w", r.name, err)
 	}
-	if cur != old {
-		return fail(fmt.Errorf("update ref %s from %s: now at %s: %w", r.name, short(old), short(cur), ErrRefChanged))
-	}
-	if _, err := f.WriteString(new.String() + "\n"); err != nil {
-		return fail(fmt.Errorf("update ref %s: %w", r.name, err))
-	}
-	if err := f.Sync(); err != nil {
-		return fail(fmt.Errorf("update ref %s: fsync: %w", r.name, err))
-	}
-	if err := f.Close(); err != nil {
-		return fail(fmt.Errorf("update ref %s: %w", r.name, err))
-	}
-	return &refLock{ref: r, path: lock}, nil
+	os.Remove(lock)
+	return syncDir(filepath.Dir(r.path()))
 }
 
-// commit renames the lock over the ref and fsyncs the directory.
-func (l *refLock) commit() error {
-	if err := os.Rename(l.path, l.ref.path()); err != nil {
-		l.abort()
-		return fmt.Errorf("update ref %s: %w", l.ref.name, err)
-	}
-	return syncDir(filepath.Dir(l.ref.path()))
-}
-
-// abort releases the lock without changing the ref.
-func (l *refLock) abort() { os.Remove(l.path) }
+// discard removes a value that will not be used.
+func (v *refValue) discard() { os.Remove(v.path) }
 
 // createExclusive creates path with O_EXCL, retrying for a while when git
 // holds it. A lock file older than lockWait was left by a process that

@@ -183,13 +183,15 @@ func initRepo(dir, branch string) error {
 	return syncDir(dir)
 }
 
-// cleanStale removes what a crash can leave behind: temporary pack files,
+// cleanStale removes what a crash can leave behind: temporary pack and ref files,
 // our ref lock, and packs without an index (a merge's source pack whose
 // index was removed before the crash, by an older version of the
 // housekeeper; go-git cannot read a repository holding one). Objects
 // without a ref are harmless garbage for gc.
 func cleanStale(dir string, log *slog.Logger) {
 	tmps, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_mengi_*"))
+	refTmps, _ := filepath.Glob(filepath.Join(dir, "tmp_mengi_*"))
+	tmps = append(tmps, refTmps...)
 	for _, t := range tmps {
 		// Another store on the repository may be writing a young one.
 		if fi, err := os.Stat(t); err == nil && time.Since(fi.ModTime()) > staleTemp {
@@ -323,6 +325,9 @@ func (s *Store) Close() error {
 	<-s.stopped
 	s.cancel()
 	<-s.bgDone
+	if s.hist.unsaved() > 0 {
+		s.hist.save(s.log, s.historyFile(), s.head)
+	}
 	return s.objs.close()
 }
 
@@ -382,9 +387,24 @@ func (s *Store) UserByKey(sha string) *Record {
 }
 
 // History returns the commits that touched deployment id's file, oldest
+
+// HistoryReady waits until the history index is built (it is built in the
+// background at Open, from the history file plus the commits since) and
+// returns the error that stopped the build, if any.
+func (s *Store) HistoryReady(ctx context.Context) error {
+	select {
+	case <-s.hist.ready:
+	case <-ctx.Done():
+		return fmt.Errorf("history: %w", ctx.Err())
+	}
+	s.hist.mu.Lock()
+	defer s.hist.mu.Unlock()
+	return s.hist.buildErr
+}
+
 // first.
 func (s *Store) History(ctx context.Context, id string) ([]HistoryEntry, error) {
-	return s.hist.get(ctx, id)
+	return s.hist.get(ctx, id, s.readCommit)
 }
 
 // ReadBlob returns the content of a file's blob.
@@ -423,9 +443,9 @@ func (s *Store) SetRef(name string, old, new plumbing.Hash) error {
 	if !strings.HasPrefix(name, "refs/") || name == s.ref.name.String() {
 		return fmt.Errorf("set ref %q: not a ref gitstore may move", name)
 	}
-	l, err := refFile{gitDir: s.dir, name: plumbing.ReferenceName(name)}.lock(old, new)
+	v, err := refFile{gitDir: s.dir, name: plumbing.ReferenceName(name)}.prepare(new)
 	if err != nil {
 		return err
 	}
-	return l.commit()
+	return v.swap(old)
 }

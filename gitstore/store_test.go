@@ -140,3 +140,30 @@ func TestDeletingEveryFile(t *testing.T) {
 		t.Error("deployment written after the empty commit is missing")
 	}
 }
+
+// TestStaleTemporaryFilesAreRemoved: a prepared ref value or history file
+// left by a killed process is removed at the next start, a young one (of
+// another store working on the repository) is left alone.
+func TestStaleTemporaryFilesAreRemoved(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	mustApply(t, s, createMutation(newDeployment(1, testCluster, "one")))
+	s.Close()
+	stale, young := filepath.Join(dir, tmpRefPrefix+"1"), filepath.Join(dir, tmpHistoryPrefix+"2")
+	for _, f := range []string{stale, young} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleTemp)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	openStore(t, dir)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale %s still there: %v", filepath.Base(stale), err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("young %s removed: %v", filepath.Base(young), err)
+	}
+}
