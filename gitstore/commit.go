@@ -15,11 +15,14 @@ type Signature struct {
 	Email string
 }
 
+// signatureStrip removes what Git does not allow in a name or email. A
+// Replacer is safe for concurrent use and never changes once built.
+var signatureStrip = strings.NewReplacer("<", "", ">", "", "\n", " ", "\r", " ", "\x00", "")
+
 // clean removes what Git does not allow in a name or email.
 func (s Signature) clean() Signature {
-	strip := strings.NewReplacer("<", "", ">", "", "\n", " ", "\r", " ", "\x00", "")
-	s.Name = strings.TrimSpace(strip.Replace(s.Name))
-	s.Email = strings.TrimSpace(strip.Replace(s.Email))
+	s.Name = strings.TrimSpace(signatureStrip.Replace(s.Name))
+	s.Email = strings.TrimSpace(signatureStrip.Replace(s.Email))
 	if s.Name == "" {
 		s.Name = s.Email
 	}

@@ -198,7 +198,8 @@ func copyPack(out *packStream, stem string, entries []packEntry, merged map[plum
 		switch typ {
 		case packCommit, packBlob, packTag:
 		case packTree:
-			delta, err := bases.add(out.off, buf[hdr:])
+			_, size, _ := entrySize(buf)
+			delta, err := bases.add(out.off, buf[hdr:], size)
 			if err != nil {
 				return fmt.Errorf("tree %s: %w", e.hash, err)
 			}
@@ -232,15 +233,26 @@ func copyPack(out *packStream, stem string, entries []packEntry, merged map[plum
 // entryHeader reads a pack entry's type and returns the length of its
 // type-and-size header.
 func entryHeader(b []byte) (typ byte, n int) {
+	typ, _, n = entrySize(b)
+	return typ, n
+}
+
+// entrySize decodes an entry header: the type, the size of the object (or
+// delta) it holds uncompressed, and the header's length.
+func entrySize(b []byte) (typ byte, size uint64, n int) {
 	if len(b) == 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	typ = (b[0] >> 4) & 7
+	size = uint64(b[0] & 0x0f)
+	shift := 4
 	n = 1
-	for c := b[0]; c&0x80 != 0 && n < len(b); n++ {
+	for c := b[0]; c&0x80 != 0 && n < len(b) && shift < 64; n++ {
 		c = b[n]
+		size |= uint64(c&0x7f) << shift
+		shift += 7
 	}
-	return typ, n
+	return typ, size, n
 }
 
 // readDeltaOffset decodes an OFS_DELTA base offset; n is 0 when b is
@@ -415,9 +427,11 @@ func mergeable(stem string) bool {
 	return true
 }
 
-// maxTreeBases bounds the folders a merge remembers a base for (each up to
-// two versions).
-const maxTreeBases = 64
+// maxTreeBaseBytes bounds the tree versions a merge keeps as delta bases
+// (up to two per folder): enough for a few hundred folders of a few
+// hundred entries. Fewer made merges forget the bases of a 100-cluster
+// repository every few trees and store most trees whole.
+const maxTreeBaseBytes = 16 << 20
 
 // mergeDeltaDepth bounds the delta chains a merge makes of whole trees
 // (deltas a batch made may hang off them, up to maxDeltaDepth more).
@@ -431,6 +445,7 @@ const mergeDeltaDepth = 25
 type treeBases struct {
 	byFirst map[string][]treeBase // first entry name → latest versions, newest first
 	depth   map[uint32]int        // output offset of a tree → its delta chain depth
+	held    int                   // bytes of tree data in byFirst
 	zr      io.ReadCloser
 }
 
@@ -455,7 +470,7 @@ func (tb *treeBases) chain(off, base uint32) {
 // add takes the whole tree whose compressed content is z, about to be
 // written at off, and returns it re-encoded as an OFS_DELTA entry, or nil
 // to copy it as it is.
-func (tb *treeBases) add(off uint32, z []byte) ([]byte, error) {
+func (tb *treeBases) add(off uint32, z []byte, size uint64) ([]byte, error) {
 	var err error
 	if tb.zr == nil {
 		tb.zr, err = zlib.NewReader(bytes.NewReader(z))
@@ -465,8 +480,11 @@ func (tb *treeBases) add(off uint32, z []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := io.ReadAll(tb.zr)
-	if err != nil {
+	if size > uint64(len(z))*1032+64 { // deflate expands at most 1032:1
+		return nil, fmt.Errorf("tree of %d bytes in %d compressed: corrupt header", size, len(z))
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(tb.zr, data); err != nil {
 		return nil, err
 	}
 	first := firstEntry(data)
@@ -491,20 +509,27 @@ func (tb *treeBases) add(off uint32, z []byte) ([]byte, error) {
 	self := treeBase{first: first, data: data, off: off}
 	if best < 0 {
 		tb.depth[off] = 0
-		if _, known := tb.byFirst[name]; !known && len(tb.byFirst) >= maxTreeBases {
-			clear(tb.byFirst) // bounded memory: forget, and find bases anew
+		keep := cands[:min(len(cands), 1)]
+		for _, c := range cands[len(keep):] {
+			tb.held -= len(c.data)
 		}
-		tb.byFirst[name] = append([]treeBase{self}, cands[:min(len(cands), 1)]...)
+		if tb.held+len(data) > maxTreeBaseBytes {
+			clear(tb.byFirst) // bounded memory: forget, and find bases anew
+			tb.held, keep = 0, nil
+		}
+		tb.byFirst[name] = append([]treeBase{self}, keep...)
+		tb.held += len(data)
 		return nil, nil
 	}
 	base := cands[best]
 	self.depth = base.depth + 1
 	tb.depth[off] = self.depth
+	tb.held += len(data) - len(base.data)
 	cands[best] = self
 	var raw bytes.Buffer
 	writeObjectHeader(&raw, packOfsDelta, len(delta))
 	writeDeltaOffset(&raw, off-base.off)
-	return compressInto(&raw, delta)
+	return appendStored(raw.Bytes(), delta), nil
 }
 
 // firstEntry returns the first entry of an encoded tree, hash included.
@@ -514,18 +539,4 @@ func firstEntry(data []byte) []byte {
 		return nil
 	}
 	return data[:nul+21]
-}
-
-// compressInto appends data, zlib-compressed, to raw and returns raw's bytes.
-func compressInto(raw *bytes.Buffer, data []byte) ([]byte, error) {
-	zw := zlibFast.Get().(*zlib.Writer)
-	defer zlibFast.Put(zw)
-	zw.Reset(raw)
-	if _, err := zw.Write(data); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return raw.Bytes(), nil
 }

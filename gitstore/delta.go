@@ -1,5 +1,7 @@
 package gitstore
 
+import "encoding/binary"
+
 // Deltas. A batch rewrites the same directories commit after commit (the
 // clusters/ folder on every write, a busy cluster folder often), each time
 // changing an entry or two of a tree that can hold hundreds. The pack
@@ -14,14 +16,8 @@ const maxDeltaDepth = 50
 // deltaOf returns a Git delta that turns base into target, or nil when it
 // would not be much smaller than target itself.
 func deltaOf(base, target []byte) []byte {
-	p := 0
-	for p < len(base) && p < len(target) && base[p] == target[p] {
-		p++
-	}
-	s := 0
-	for s < len(base)-p && s < len(target)-p && base[len(base)-1-s] == target[len(target)-1-s] {
-		s++
-	}
+	p := commonPrefix(base, target)
+	s := commonSuffix(base[p:], target[p:])
 	mid := target[p : len(target)-s]
 	if len(mid)+64 > len(target)/2 {
 		return nil
@@ -36,6 +32,33 @@ func deltaOf(base, target []byte) []byte {
 		mid = mid[n:]
 	}
 	return appendCopy(d, len(base)-s, s)
+}
+
+// commonPrefix returns how many leading bytes a and b share, comparing
+// eight at a time.
+func commonPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	p := 0
+	for p+8 <= n && binary.LittleEndian.Uint64(a[p:]) == binary.LittleEndian.Uint64(b[p:]) {
+		p += 8
+	}
+	for p < n && a[p] == b[p] {
+		p++
+	}
+	return p
+}
+
+// commonSuffix returns how many trailing bytes a and b share.
+func commonSuffix(a, b []byte) int {
+	n := min(len(a), len(b))
+	s := 0
+	for s+8 <= n && binary.LittleEndian.Uint64(a[len(a)-s-8:]) == binary.LittleEndian.Uint64(b[len(b)-s-8:]) {
+		s += 8
+	}
+	for s < n && a[len(a)-1-s] == b[len(b)-1-s] {
+		s++
+	}
+	return s
 }
 
 // appendDeltaSize appends a delta header size: 7 bits per byte, least

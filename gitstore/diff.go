@@ -33,26 +33,32 @@ func diffInto(src treeSource, prefix string, a, b plumbing.Hash, out *[]FileChan
 		return err
 	}
 	i, j := 0, 0
-	for i < len(ta) || j < len(tb) {
+	for i < ta.len() || j < tb.len() {
 		var ea, eb *treeEntry
 		switch {
-		case i >= len(ta):
-			eb = &tb[j]
+		case i >= ta.len():
+			e := tb.entry(j)
+			eb = &e
 			j++
-		case j >= len(tb):
-			ea = &ta[i]
+		case j >= tb.len():
+			e := ta.entry(i)
+			ea = &e
 			i++
 		default:
-			ka, kb := ta[i].sortKey(), tb[j].sortKey()
-			switch {
-			case ka < kb:
-				ea = &ta[i]
+			modeA, nameA, _ := ta.raw(i)
+			modeB, nameB, _ := tb.raw(j)
+			switch c := compareKey(nameA, modeA == modeTree, string(nameB), modeB == modeTree); {
+			case c < 0:
+				e := ta.entry(i)
+				ea = &e
 				i++
-			case ka > kb:
-				eb = &tb[j]
+			case c > 0:
+				e := tb.entry(j)
+				eb = &e
 				j++
 			default:
-				ea, eb = &ta[i], &tb[j]
+				x, y := ta.entry(i), tb.entry(j)
+				ea, eb = &x, &y
 				i++
 				j++
 			}
@@ -102,7 +108,7 @@ func diffEntry(src treeSource, prefix string, ea, eb *treeEntry, out *[]FileChan
 
 func optTree(src treeSource, h plumbing.Hash) (tree, error) {
 	if h.IsZero() {
-		return nil, nil
+		return tree{}, nil
 	}
 	return src.tree(h)
 }
@@ -113,7 +119,8 @@ func walkFiles(src treeSource, prefix string, h plumbing.Hash, fn func(path stri
 	if err != nil {
 		return err
 	}
-	for _, e := range t {
+	for i := range t.len() {
+		e := t.entry(i)
 		if e.isTree() {
 			if err := walkFiles(src, prefix+e.name+"/", e.hash, fn); err != nil {
 				return err

@@ -135,11 +135,11 @@ func (c *treeCache) tree(h plumbing.Hash) (tree, error) {
 	c.mu.Unlock()
 	data, err := c.src.read(plumbing.TreeObject, h)
 	if err != nil {
-		return nil, err
+		return tree{}, err
 	}
 	t, err := decodeTree(data)
 	if err != nil {
-		return nil, fmt.Errorf("tree %s: %w", h, err)
+		return tree{}, fmt.Errorf("tree %s: %w", h, err)
 	}
 	c.put(h, t)
 	return t, nil
@@ -152,7 +152,7 @@ func (c *treeCache) put(h plumbing.Hash, t tree) {
 }
 
 func (c *treeCache) putLocked(h plumbing.Hash, t tree) {
-	if t == nil {
+	if t.data == nil {
 		return
 	}
 	if it, ok := c.items[h]; ok {

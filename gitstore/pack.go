@@ -2,7 +2,6 @@ package gitstore
 
 import (
 	"bytes"
-	"compress/zlib"
 	"crypto/sha1"
 	"encoding/binary"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"golang.org/x/sys/unix"
@@ -144,13 +142,6 @@ func buildIndex(entries []packEntry, packSum [20]byte) []byte {
 	return idx.Bytes()
 }
 
-// zlibFast is the compressor of the deltas merges make; compressors are
-// reused: their tables are large.
-var zlibFast = sync.Pool{New: func() any {
-	zw, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
-	return zw
-}}
-
 // encodePack encodes objs (duplicates dropped) as one packfile and its
 // index. An object with a base is stored as a delta against it when that
 // is much smaller (trees rewritten along a batch); the rest whole.
@@ -194,7 +185,16 @@ func encodePack(objs []object) (*encodedPack, error) {
 func (b *packBuilder) addStored(h plumbing.Hash, header, data []byte) {
 	off := b.buf.Len()
 	b.buf.Write(header)
-	b.buf.Write([]byte{0x78, 0x01}) // zlib header: deflate, 32K window, no dictionary
+	b.buf.Write(appendStored(b.buf.AvailableBuffer(), data))
+	b.offsets[h] = uint32(off)
+	b.entries = append(b.entries, packEntry{hash: h, offset: uint32(off), crc: crc32.ChecksumIEEE(b.buf.Bytes()[off:])})
+}
+
+// appendStored appends data to dst as a zlib stream of stored
+// (uncompressed) deflate blocks: what git's zlib inflates at memory speed,
+// made without running a compressor.
+func appendStored(dst, data []byte) []byte {
+	dst = append(dst, 0x78, 0x01) // zlib header: deflate, 32K window, no dictionary
 	rest := data
 	for {
 		n := min(len(rest), 0xffff)
@@ -202,16 +202,14 @@ func (b *packBuilder) addStored(h plumbing.Hash, header, data []byte) {
 		if n == len(rest) {
 			final = 1
 		}
-		b.buf.Write([]byte{final, byte(n), byte(n >> 8), ^byte(n), ^byte(n >> 8)})
-		b.buf.Write(rest[:n])
+		dst = append(dst, final, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
+		dst = append(dst, rest[:n]...)
 		rest = rest[n:]
 		if final == 1 {
 			break
 		}
 	}
-	b.buf.Write(binary.BigEndian.AppendUint32(nil, adler32.Checksum(data)))
-	b.offsets[h] = uint32(off)
-	b.entries = append(b.entries, packEntry{hash: h, offset: uint32(off), crc: crc32.ChecksumIEEE(b.buf.Bytes()[off:])})
+	return binary.BigEndian.AppendUint32(dst, adler32.Checksum(data))
 }
 
 // writeDeltaOffset writes how far back an OFS_DELTA entry's base starts,

@@ -16,7 +16,7 @@ const (
 	modeBlob = 0o100644
 )
 
-// treeEntry is one entry of a Git tree.
+// treeEntry is one entry of a Git tree, decoded.
 type treeEntry struct {
 	name string
 	mode uint32
@@ -25,83 +25,182 @@ type treeEntry struct {
 
 func (e treeEntry) isTree() bool { return e.mode == modeTree }
 
-// tree is a decoded Git tree; entries are kept in Git's order.
-type tree []treeEntry
-
-// sortKey is the name Git sorts an entry by: a directory sorts as "name/".
-func (e treeEntry) sortKey() string {
-	if e.isTree() {
-		return e.name + "/"
-	}
-	return e.name
+// tree is a Git tree kept in its encoded form (the object's content) with
+// the offset of every entry: it holds no pointers for the garbage
+// collector to follow however many entries it has, encoding it costs
+// nothing, and an edit is one copy of the bytes. Entries are in Git's
+// order. A tree is never changed once made; set returns a new one.
+type tree struct {
+	data []byte
+	offs []uint32 // start of each entry in data
 }
 
+// len is the number of entries.
+func (t tree) len() int { return len(t.offs) }
+
+// raw returns the i-th entry's mode, name and hash without copying.
+func (t tree) raw(i int) (mode uint32, name []byte, hash plumbing.Hash) {
+	e := t.data[t.offs[i]:]
+	sp := bytes.IndexByte(e, ' ')
+	for _, c := range e[:sp] {
+		mode = mode<<3 | uint32(c-'0')
+	}
+	e = e[sp+1:]
+	nul := bytes.IndexByte(e, 0)
+	copy(hash[:], e[nul+1:nul+21])
+	return mode, e[:nul], hash
+}
+
+// entry returns the i-th entry.
+func (t tree) entry(i int) treeEntry {
+	mode, name, hash := t.raw(i)
+	return treeEntry{name: string(name), mode: mode, hash: hash}
+}
+
+// end returns where the i-th entry ends.
+func (t tree) end(i int) int {
+	if i+1 < len(t.offs) {
+		return int(t.offs[i+1])
+	}
+	return len(t.data)
+}
+
+// decodeTree checks a tree object's content and indexes its entries.
 func decodeTree(data []byte) (tree, error) {
-	var t tree
-	for len(data) > 0 {
-		sp := bytes.IndexByte(data, ' ')
-		if sp < 0 {
-			return nil, fmt.Errorf("decode tree: no mode")
+	t := tree{data: data, offs: make([]uint32, 0, len(data)/48+1)}
+	for at := 0; at < len(data); {
+		e := data[at:]
+		sp := bytes.IndexByte(e, ' ')
+		if sp <= 0 || sp > 7 {
+			return tree{}, fmt.Errorf("decode tree: no mode")
 		}
-		mode, err := strconv.ParseUint(string(data[:sp]), 8, 32)
-		if err != nil {
-			return nil, fmt.Errorf("decode tree: mode %q: %w", data[:sp], err)
+		for _, c := range e[:sp] {
+			if c < '0' || c > '7' {
+				return tree{}, fmt.Errorf("decode tree: mode %q", e[:sp])
+			}
 		}
-		data = data[sp+1:]
-		nul := bytes.IndexByte(data, 0)
-		if nul < 0 || len(data) < nul+1+20 {
-			return nil, fmt.Errorf("decode tree: truncated entry")
+		nul := bytes.IndexByte(e[sp+1:], 0)
+		if nul < 0 || len(e) < sp+1+nul+1+20 {
+			return tree{}, fmt.Errorf("decode tree: truncated entry")
 		}
-		var h plumbing.Hash
-		copy(h[:], data[nul+1:nul+21])
-		t = append(t, treeEntry{name: string(data[:nul]), mode: uint32(mode), hash: h})
-		data = data[nul+21:]
+		t.offs = append(t.offs, uint32(at))
+		at += sp + 1 + nul + 1 + 20
 	}
 	return t, nil
 }
 
-func (t tree) encode() []byte {
-	n := 0
-	for _, e := range t {
-		n += len(e.name) + 28
+// appendEntry appends the encoding of one entry to b.
+func appendEntry(b []byte, e treeEntry) []byte {
+	switch e.mode {
+	case modeBlob:
+		b = append(b, "100644 "...)
+	case modeTree:
+		b = append(b, "40000 "...)
+	default:
+		b = strconv.AppendUint(b, uint64(e.mode), 8)
+		b = append(b, ' ')
 	}
-	b := make([]byte, 0, n)
-	for _, e := range t {
-		switch e.mode {
-		case modeBlob:
-			b = append(b, "100644 "...)
-		case modeTree:
-			b = append(b, "40000 "...)
-		default:
-			b = strconv.AppendUint(b, uint64(e.mode), 8)
-			b = append(b, ' ')
+	b = append(b, e.name...)
+	b = append(b, 0)
+	return append(b, e.hash[:]...)
+}
+
+// compareKey orders a name the way Git sorts tree entries, a directory as
+// if its name ended in "/", without building that string.
+func compareKey(a []byte, aDir bool, b string, bDir bool) int {
+	n := min(len(a), len(b))
+	if c := bytes.Compare(a[:n], []byte(b[:n])); c != 0 {
+		return c
+	}
+	// One name is a prefix of the other: compare what comes next, the
+	// virtual "/" of a directory or the end of the name.
+	next := func(name int, at int, dir bool) int {
+		switch {
+		case at < name:
+			return -2 // a real byte follows; decided below
+		case dir && at == name:
+			return '/'
 		}
-		b = append(b, e.name...)
-		b = append(b, 0)
-		b = append(b, e.hash[:]...)
+		return -1
 	}
-	return b
+	ca, cb := next(len(a), n, aDir), next(len(b), n, bDir)
+	if ca == -2 {
+		ca = int(a[n])
+	}
+	if cb == -2 {
+		cb = int(b[n])
+	}
+	switch {
+	case ca < cb:
+		return -1
+	case ca > cb:
+		return 1
+	}
+	return 0
 }
 
-// find returns the index of the entry named name, or where it would go.
+// find returns the index of the entry named name of this kind, or where
+// it would go.
 func (t tree) find(name string, isTree bool) (int, bool) {
-	key := name
-	if isTree {
-		key += "/"
+	lo, hi := 0, t.len()
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		mode, n, _ := t.raw(m)
+		if compareKey(n, mode == modeTree, name, isTree) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
 	}
-	i, ok := slices.BinarySearchFunc(t, key, func(e treeEntry, k string) int { return strings.Compare(e.sortKey(), k) })
-	return i, ok && t[i].name == name
+	if lo < t.len() {
+		mode, n, _ := t.raw(lo)
+		return lo, string(n) == name && (mode == modeTree) == isTree
+	}
+	return lo, false
 }
 
-// lookup finds the entry called name, file or directory.
-func (t tree) lookup(name string) (treeEntry, bool) {
-	if i, ok := t.find(name, false); ok {
-		return t[i], true
+// set returns t with e in it (replacing the entry of the same name and
+// kind), or without that entry when e's hash is zero. t is not changed.
+func (t tree) set(e treeEntry) tree {
+	i, found := t.find(e.name, e.isTree())
+	switch {
+	case e.hash.IsZero() && !found:
+		return t
+	case e.hash.IsZero():
+		start, end := int(t.offs[i]), t.end(i)
+		data := make([]byte, 0, len(t.data)-(end-start))
+		data = append(append(data, t.data[:start]...), t.data[end:]...)
+		offs := make([]uint32, 0, len(t.offs)-1)
+		offs = append(offs, t.offs[:i]...)
+		for _, o := range t.offs[i+1:] {
+			offs = append(offs, o-uint32(end-start))
+		}
+		return tree{data: data, offs: offs}
+	case found:
+		// Same name and kind: only the hash differs, at the entry's end.
+		if _, _, h := t.raw(i); h == e.hash {
+			return t
+		}
+		data := slices.Clone(t.data)
+		copy(data[t.end(i)-20:], e.hash[:])
+		return tree{data: data, offs: t.offs}
+	default:
+		var start int
+		if i < t.len() {
+			start = int(t.offs[i])
+		} else {
+			start = len(t.data)
+		}
+		enc := appendEntry(nil, e)
+		data := make([]byte, 0, len(t.data)+len(enc))
+		data = append(append(append(data, t.data[:start]...), enc...), t.data[start:]...)
+		offs := make([]uint32, 0, len(t.offs)+1)
+		offs = append(append(offs, t.offs[:i]...), uint32(start))
+		for _, o := range t.offs[i:] {
+			offs = append(offs, o+uint32(len(enc)))
+		}
+		return tree{data: data, offs: offs}
 	}
-	if i, ok := t.find(name, true); ok {
-		return t[i], true
-	}
-	return treeEntry{}, false
 }
 
 // treeSource gives decoded trees by hash.
@@ -154,52 +253,34 @@ func editTree(src treeSource, dir string, root plumbing.Hash, changes map[string
 	}
 	var t tree
 	if !root.IsZero() {
-		base, err := src.tree(root)
-		if err != nil {
+		var err error
+		if t, err = src.tree(root); err != nil {
 			return plumbing.ZeroHash, err
 		}
-		t = slices.Clone(base)
 	}
 	for name, h := range files {
-		t = setEntry(t, treeEntry{name: name, mode: modeBlob, hash: h})
+		t = t.set(treeEntry{name: name, mode: modeBlob, hash: h})
 	}
 	for name, sub := range groups {
 		var old plumbing.Hash
 		if i, ok := t.find(name, true); ok {
-			old = t[i].hash
+			_, _, old = t.raw(i)
 		}
 		nh, err := editTree(src, dir+name+"/", old, sub, out)
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("%s/: %w", name, err)
 		}
-		t = setEntry(t, treeEntry{name: name, mode: modeTree, hash: nh})
+		t = t.set(treeEntry{name: name, mode: modeTree, hash: nh})
 	}
-	if len(t) == 0 {
+	if t.len() == 0 {
 		return plumbing.ZeroHash, nil
 	}
-	o := newObject(plumbing.TreeObject, t.encode())
+	o := newObject(plumbing.TreeObject, t.data)
 	out.addTree(dir, o)
 	if c, ok := src.(*treeCache); ok {
 		c.pin(dir, o.hash, t)
 	}
 	return o.hash, nil
-}
-
-// setEntry puts e into t (replacing an entry of the same name and kind), or
-// removes it when its hash is zero.
-func setEntry(t tree, e treeEntry) tree {
-	i, found := t.find(e.name, e.isTree())
-	switch {
-	case e.hash.IsZero() && found:
-		return slices.Delete(t, i, i+1)
-	case e.hash.IsZero():
-		return t
-	case found:
-		t[i] = e
-		return t
-	default:
-		return slices.Insert(t, i, e)
-	}
 }
 
 // truncate drops the objects from index n on (a write that changed
