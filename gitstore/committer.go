@@ -642,7 +642,8 @@ func (s *Store) housekeeper(ctx context.Context) {
 			continue
 		}
 		start := time.Now()
-		merged, err := mergePacks(s.dir, names)
+		// Pace the merge unless packs pile up: then catch up at full speed.
+		merged, err := mergePacks(s.dir, names, s.own.len() < 8*s.opts.CompactAfter)
 		if err != nil {
 			// Leave these packs to git rather than failing again after
 			// every batch.
@@ -653,12 +654,10 @@ func (s *Store) housekeeper(ctx context.Context) {
 		s.own.replace(names, merged)
 		// Readers hold the reader's lock for a whole lookup, so none is
 		// half-way through a pack while it disappears.
-		var rmErr error
-		s.objs.locked(func() { rmErr = removePacks(s.dir, names, merged) })
-		if rmErr != nil {
-			s.log.Warn("removing merged packs failed", "err", rmErr)
-		}
-		s.log.Debug("packs merged", "packs", len(names), "into", merged, "took", time.Since(start).Round(time.Millisecond))
+		mergedAt := time.Now()
+		s.removeMerged(ctx, names, merged)
+		s.log.Debug("packs merged", "packs", len(names), "into", merged, "took", time.Since(start).Round(time.Millisecond),
+			"removing", time.Since(mergedAt).Round(time.Millisecond))
 		// A merge's fsyncs and unlinks share the file system's journal
 		// with the committer's: merge at most once per mergeInterval
 		// unless packs pile up far beyond CompactAfter.
@@ -676,6 +675,29 @@ func (s *Store) housekeeper(ctx context.Context) {
 		s.maybeCompact() // more may have piled up meanwhile
 	}
 }
+
+// removeMerged removes the packs a merge copied into merged, a few at a
+// time: hundreds of unlinks at once (with the file system's online
+// discard) held up the journal commits the committer's fsyncs wait for.
+// Readers hold the reader's lock for a whole lookup, so none is half-way
+// through a pack while it disappears. On ctx's end the rest stay (their
+// objects are also in merged; the next start adopts and merges them).
+func (s *Store) removeMerged(ctx context.Context, names []string, merged string) {
+	for len(names) > 0 && ctx.Err() == nil {
+		n := min(len(names), removeChunk)
+		s.objs.locked(func() { removePacks(s.dir, names[:n], merged) })
+		names = names[n:]
+		if len(names) > 0 {
+			time.Sleep(removePause)
+		}
+	}
+}
+
+// removeChunk packs are removed at a time, removePause apart.
+const (
+	removeChunk = 16
+	removePause = 5 * time.Millisecond
+)
 
 // historySaveInterval is how often the housekeeper writes the history
 // file when historySaveAfter commits were added since.

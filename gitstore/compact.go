@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"time"
 )
 
 // Compaction. Every batch is one small pack, so packs pile up quickly; the
@@ -101,8 +102,8 @@ func pickMerge(gitDir string, names []string) []string {
 // byte except for the base offsets of deltas, which are recomputed, and
 // publishes it durably. Memory stays proportional to the number of
 // objects, not to their size. The caller then removes the merged packs
-// with removePacks.
-func mergePacks(gitDir string, names []string) (string, error) {
+// with removePacks. A paced merge sleeps as long as it works (see pacer).
+func mergePacks(gitDir string, names []string, paced bool) (string, error) {
 	dir := filepath.Join(gitDir, "objects", "pack")
 	type source struct {
 		stem    string
@@ -130,6 +131,9 @@ func mergePacks(gitDir string, names []string) (string, error) {
 		return "", err
 	}
 	defer out.discard()
+	if paced {
+		out.pacer.slice = paceSlice
+	}
 	out.write(packHeader(count))
 	merged := make(map[plumbing.Hash]uint32, count)
 	entries := make([]packEntry, 0, count)
@@ -154,6 +158,34 @@ func mergePacks(gitDir string, names []string) (string, error) {
 		return "", err
 	}
 	return name, nil
+}
+
+// pacer spreads a merge's CPU over time: after every slice of work it
+// sleeps as long as it worked, so a merge takes at most half a core and
+// the committer and the writers keep the rest. Unpaced merges burst on a
+// whole core for a second or two, and at 1,000 writes/s that doubled the
+// writes' p99 latency (BENCHMARKS.md).
+type pacer struct {
+	slice time.Duration // 0: no pacing
+	began time.Time
+}
+
+// paceSlice is how long a paced merge works before it pauses.
+const paceSlice = 2 * time.Millisecond
+
+func (p *pacer) pace() {
+	if p.slice == 0 {
+		return
+	}
+	now := time.Now()
+	if p.began.IsZero() {
+		p.began = now
+		return
+	}
+	if worked := now.Sub(p.began); worked >= p.slice {
+		time.Sleep(worked)
+		p.began = time.Now()
+	}
 }
 
 // copyPack appends the entries of the pack at stem to out, skipping
@@ -185,6 +217,7 @@ func copyPack(out *packStream, stem string, entries []packEntry, merged map[plum
 		if e.offset < 12 || next <= e.offset || next > end || (i == 0 && e.offset != 12) {
 			return fmt.Errorf("pack entry offsets out of range")
 		}
+		out.pacer.pace()
 		buf = slices.Grow(buf[:0], int(next-e.offset))[:next-e.offset]
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return err
@@ -300,6 +333,7 @@ func readIndex(stem string) ([]packEntry, error) {
 // packStream writes a pack to a temporary file as it is made, hashing it
 // and flushing it to disk chunk by chunk (see writeTrickle).
 type packStream struct {
+	pacer  pacer
 	f      *os.File
 	tmp    string
 	w      *bufio.Writer
@@ -371,7 +405,9 @@ func (p *packStream) discard() {
 // The pack goes first and its index after: a crash in between leaves an
 // index without a pack, which git and go-git both skip (go-git, which
 // lists packs by their .pack files, fails on a pack without its index).
-func removePacks(gitDir string, names []string, keep string) error {
+// Nothing is fsynced: a removal a crash undoes leaves objects stored twice,
+// which is harmless.
+func removePacks(gitDir string, names []string, keep string) {
 	dir := filepath.Join(gitDir, "objects", "pack")
 	for _, name := range names {
 		if name == keep {
@@ -380,7 +416,6 @@ func removePacks(gitDir string, names []string, keep string) error {
 		os.Remove(filepath.Join(dir, name+".pack"))
 		os.Remove(filepath.Join(dir, name+".idx"))
 	}
-	return syncDir(dir)
 }
 
 // adoptablePackSize bounds the packs found at start that the housekeeper
