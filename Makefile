@@ -41,7 +41,7 @@ bench-store: build
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) test -run '^$$' -bench 'GetByID|List100|Diff' -benchtime 5000x ./gitstore
 	$(BIN) bench store --deployments 50000 --writers 64 --duration 10s --results $(BENCH_OUT)
-	$(BIN) bench store --deployments 50000 --writers 64 --duration 10s --rate 700 --reference=false --results $(BENCH_OUT)
+	$(BIN) bench store --deployments 50000 --writers 64 --duration 10s --rate 1000 --reference=false --results $(BENCH_OUT)
 	$(BIN) bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
 	$(BIN) --memory-limit 120MiB bench store --deployments 50000 --writers 64 --duration 10s --reference=false --results $(BENCH_OUT)
 	$(BIN) --memory-limit 120MiB bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)

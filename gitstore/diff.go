@@ -45,9 +45,16 @@ func diffInto(src treeSource, prefix string, a, b plumbing.Hash, out *[]FileChan
 			ea = &e
 			i++
 		default:
-			modeA, nameA, _ := ta.raw(i)
-			modeB, nameB, _ := tb.raw(j)
-			switch c := compareKey(nameA, modeA == modeTree, string(nameB), modeB == modeTree); {
+			modeA, nameA, hashA := ta.raw(i)
+			modeB, nameB, hashB := tb.raw(j)
+			c := compareKey(nameA, modeA == modeTree, nameB, modeB == modeTree)
+			if c == 0 && hashA == hashB && modeA == modeB {
+				// The same entry on both sides: nothing to decode.
+				i++
+				j++
+				continue
+			}
+			switch {
 			case c < 0:
 				e := ta.entry(i)
 				ea = &e

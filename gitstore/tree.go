@@ -107,9 +107,9 @@ func appendEntry(b []byte, e treeEntry) []byte {
 
 // compareKey orders a name the way Git sorts tree entries, a directory as
 // if its name ended in "/", without building that string.
-func compareKey(a []byte, aDir bool, b string, bDir bool) int {
+func compareKey(a []byte, aDir bool, b []byte, bDir bool) int {
 	n := min(len(a), len(b))
-	if c := bytes.Compare(a[:n], []byte(b[:n])); c != 0 {
+	if c := bytes.Compare(a[:n], b[:n]); c != 0 {
 		return c
 	}
 	// One name is a prefix of the other: compare what comes next, the
@@ -142,11 +142,12 @@ func compareKey(a []byte, aDir bool, b string, bDir bool) int {
 // find returns the index of the entry named name of this kind, or where
 // it would go.
 func (t tree) find(name string, isTree bool) (int, bool) {
+	key := []byte(name)
 	lo, hi := 0, t.len()
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
 		mode, n, _ := t.raw(m)
-		if compareKey(n, mode == modeTree, name, isTree) < 0 {
+		if compareKey(n, mode == modeTree, key, isTree) < 0 {
 			lo = m + 1
 		} else {
 			hi = m
