@@ -69,30 +69,44 @@ func (o *ownPacks) replace(merged []string, into string) {
 // table of large offsets past 2 GiB, which merges do not write.
 const maxMergedPack = 1 << 30
 
+// maxMergedObjects bounds the objects of a merged pack: a merge keeps
+// about 120 bytes per object in memory (the sources' indexes, the new
+// index, the map that drops duplicates), so about 30 MiB at most. A long
+// run at full speed thus leaves a pack per 50,000 writes or so; `git gc`
+// makes them one.
+const maxMergedObjects = 1 << 18
+
 // pickMerge chooses which of the packs to merge, geometrically: the
 // smallest ones, and a bigger one only once the smaller ones add up to half
 // its size. So each object is copied O(log n) times over a long run, not on
 // every merge.
 func pickMerge(gitDir string, names []string) []string {
 	type sized struct {
-		name string
-		size int64
+		name    string
+		size    int64
+		objects int64
 	}
 	var packs []sized
+	dir := filepath.Join(gitDir, "objects", "pack")
 	for _, n := range names {
-		if fi, err := os.Stat(filepath.Join(gitDir, "objects", "pack", n+".pack")); err == nil {
-			packs = append(packs, sized{n, fi.Size()})
+		pack, perr := os.Stat(filepath.Join(dir, n+".pack"))
+		idx, ierr := os.Stat(filepath.Join(dir, n+".idx"))
+		if perr == nil && ierr == nil {
+			// A version-2 index: 1,072 bytes of header, fan-out and
+			// checksums, 28 bytes per object.
+			packs = append(packs, sized{n, pack.Size(), (idx.Size() - 1072) / 28})
 		}
 	}
 	slices.SortFunc(packs, func(a, b sized) int { return int(a.size - b.size) })
 	var pick []string
-	var sum int64
+	var sum, objects int64
 	for i, p := range packs {
-		if (i >= 2 && p.size > 2*sum) || sum+p.size > maxMergedPack {
+		if (i >= 2 && p.size > 2*sum) || sum+p.size > maxMergedPack || objects+p.objects > maxMergedObjects {
 			break
 		}
 		pick = append(pick, p.name)
 		sum += p.size
+		objects += p.objects
 	}
 	return pick
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -91,5 +92,47 @@ func TestOrphanPackIsRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
 		t.Errorf("orphan pack still there: %v", err)
+	}
+}
+
+// TestPickMergeIsGeometricAndBounded: the smallest packs are merged, a
+// bigger one only once the smaller ones add up to half its size, and never
+// more objects than maxMergedObjects (read off the index's size).
+func TestPickMergeIsGeometricAndBounded(t *testing.T) {
+	type fake struct {
+		name          string
+		size, objects int64
+	}
+	cases := []struct {
+		name  string
+		packs []fake
+		want  []string
+	}{
+		{"small ones, not the big one", []fake{{"a", 100, 10}, {"b", 100, 10}, {"c", 100, 10}, {"big", 10000, 1000}}, []string{"a", "b", "c"}},
+		{"the big one once they add up", []fake{{"a", 300, 10}, {"b", 300, 10}, {"big", 1000, 1000}}, []string{"a", "b", "big"}},
+		{"object bound", []fake{{"a", 100, maxMergedObjects / 2}, {"b", 100, maxMergedObjects / 2}, {"c", 100, 10}}, []string{"a", "b"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			git := t.TempDir()
+			dir := filepath.Join(git, "objects", "pack")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, p := range tc.packs {
+				names = append(names, p.name)
+				if err := os.WriteFile(filepath.Join(dir, p.name+".pack"), make([]byte, p.size), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, p.name+".idx"), make([]byte, 1072+28*p.objects), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := pickMerge(git, names)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("pickMerge = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -63,6 +63,11 @@ func (o *Options) defaults() {
 	}
 }
 
+// treeCacheSize is how many trees besides the newest version of each
+// folder the tree cache keeps (for diffs and history; the committer only
+// edits newest versions, which are always kept).
+const treeCacheSize = 64
+
 // Store is a bare Git repository of deployment, user and cluster records.
 // All methods are safe for concurrent use.
 type Store struct {
@@ -120,7 +125,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		changed:    make(chan struct{}),
 		refEvents:  make(chan struct{}, 1),
 	}
-	s.trees = newTreeCache(s.objs, 256)
+	s.trees = newTreeCache(s.objs, treeCacheSize)
 	head, err := s.ref.read()
 	if err != nil {
 		return nil, err

@@ -98,14 +98,18 @@ func appendResult(file, line string) error {
 }
 
 // peakRSSMB reads the process's peak resident set size (VmHWM) in MiB.
-func peakRSSMB() int {
+func peakRSSMB() int { return statusMB("VmHWM") }
+
+// statusMB reads a "<field>: N kB" line of /proc/self/status, in MiB (0
+// when there is none).
+func statusMB(field string) int {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	var kb int
 	for _, line := range splitLines(string(b)) {
-		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &kb); err == nil {
+		if _, err := fmt.Sscanf(line, field+": %d kB", &kb); err == nil {
 			return kb / 1024
 		}
 	}
