@@ -18,7 +18,14 @@ const fileHeader = "# Mengi GitOps deployment. Change metadata and spec through 
 // indentation, multi-line strings as literal blocks, unset fields left out.
 // The same deployment always gives the same bytes.
 func EncodeFile(d *Deployment) ([]byte, error) {
-	node, err := toNode(d)
+	j, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("encode deployment %s: %w", d.Metadata.ID, err)
+	}
+	if out, ok := emitFile(j); ok {
+		return out, nil
+	}
+	node, err := nodeOfJSON(j)
 	if err != nil {
 		return nil, fmt.Errorf("encode deployment %s: %w", d.Metadata.ID, err)
 	}
@@ -55,6 +62,11 @@ func toNode(v any) (*yaml.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	return nodeOfJSON(j)
+}
+
+// nodeOfJSON is toNode for a value already encoded as JSON.
+func nodeOfJSON(j []byte) (*yaml.Node, error) {
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.UseNumber()
 	n, err := jsonNode(dec)
