@@ -184,6 +184,7 @@ type batch struct {
 	head, tree plumbing.Hash // the head it makes
 	pack       *encodedPack  // nil when no write changed anything
 	hist       []histAdd
+	hints      []treeHint
 	commits    int
 	started    time.Time
 	after      chan bool  // whether the batch before landed
@@ -381,7 +382,7 @@ func (s *Store) build(reqs []*request, head, root plumbing.Hash, prev *View) (*b
 	if err != nil {
 		return nil, err
 	}
-	b.pack = p
+	b.pack, b.hints = p, objs.hints
 	return b, nil
 }
 
@@ -432,6 +433,7 @@ func (s *Store) persist(b *batch) error {
 	staged, err := p.stage(s.dir)
 	if err == nil {
 		if err = staged.publish(); err == nil {
+			s.hints.add(b.hints)
 			s.own.add(p.name) // merged later even when the ref does not move
 		}
 	}
@@ -637,13 +639,17 @@ func (s *Store) housekeeper(ctx context.Context) {
 			continue
 		case <-s.compactNow:
 		}
-		names := pickMerge(s.dir, s.own.snapshot())
+		own := s.own.snapshot()
+		names := pickMerge(s.dir, own)
+		// Oldest first, so the earlier version a hint refers to is
+		// usually in the merged pack by the time its tree comes.
+		slices.SortFunc(names, func(a, b string) int { return slices.Index(own, a) - slices.Index(own, b) })
 		if len(names) < 2 {
 			continue
 		}
 		start := time.Now()
 		// Pace the merge unless packs pile up: then catch up at full speed.
-		merged, err := mergePacks(s.dir, names, s.own.len() < 8*s.opts.CompactAfter)
+		merged, err := mergePacks(s.dir, names, s.own.len() < 8*s.opts.CompactAfter, s.hints)
 		if err != nil {
 			// Leave these packs to git rather than failing again after
 			// every batch.

@@ -57,12 +57,20 @@ func (o *ownPacks) forget(names []string) {
 	o.names = slices.DeleteFunc(o.names, func(n string) bool { return slices.Contains(names, n) })
 }
 
-// replace drops merged and records the pack that holds their objects now.
+// replace drops merged and records the pack that holds their objects now,
+// where the oldest of them was: the list stays in the order the objects
+// were written.
 func (o *ownPacks) replace(merged []string, into string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	at := len(o.names)
+	for i, n := range o.names {
+		if slices.Contains(merged, n) {
+			at = min(at, i)
+		}
+	}
 	o.names = slices.DeleteFunc(o.names, func(n string) bool { return slices.Contains(merged, n) })
-	o.names = append(o.names, into)
+	o.names = slices.Insert(o.names, min(at, len(o.names)), into)
 }
 
 // maxMergedPack bounds a merged pack: pack indexes of version 2 need a
@@ -117,7 +125,7 @@ func pickMerge(gitDir string, names []string) []string {
 // publishes it durably. Memory stays proportional to the number of
 // objects, not to their size. The caller then removes the merged packs
 // with removePacks. A paced merge sleeps as long as it works (see pacer).
-func mergePacks(gitDir string, names []string, paced bool) (string, error) {
+func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (string, error) {
 	dir := filepath.Join(gitDir, "objects", "pack")
 	type source struct {
 		stem    string
@@ -152,6 +160,16 @@ func mergePacks(gitDir string, names []string, paced bool) (string, error) {
 	merged := make(map[plumbing.Hash]uint32, count)
 	entries := make([]packEntry, 0, count)
 	bases := newTreeBases()
+	bases.hints = hints
+	defer func() {
+		// Hints are made for the first merge of a batch pack only.
+		for _, src := range srcs {
+			for _, e := range src.entries {
+				bases.merged = append(bases.merged, e.hash)
+			}
+		}
+		hints.forget(bases.merged)
+	}()
 	for _, src := range srcs {
 		if err := copyPack(out, src.stem, src.entries, merged, bases, &entries); err != nil {
 			return "", fmt.Errorf("merge %s: %w", filepath.Base(src.stem), err)
@@ -245,6 +263,10 @@ func copyPack(out *packStream, stem string, entries []packEntry, merged map[plum
 		switch typ {
 		case packCommit, packBlob, packTag:
 		case packTree:
+			if d := bases.hinted(e.hash, out.off, merged); d != nil {
+				raw = d
+				break
+			}
 			_, size, _ := entrySize(buf)
 			delta, err := bases.add(out.off, buf[hdr:], size)
 			if err != nil {
@@ -496,6 +518,9 @@ type treeBases struct {
 	depth   map[uint32]int        // output offset of a tree → its delta chain depth
 	held    int                   // bytes of tree data in byFirst
 	zr      io.ReadCloser
+
+	hints  *deltaHints     // deltas the committer made (nil: none)
+	merged []plumbing.Hash // objects of the merge, whose hints are dropped after it
 }
 
 type treeBase struct {
@@ -507,6 +532,26 @@ type treeBase struct {
 
 func newTreeBases() *treeBases {
 	return &treeBases{byFirst: map[string][]treeBase{}, depth: map[uint32]int{}}
+}
+
+// hinted returns the entry for the whole tree h, about to be written at
+// off, as the delta the committer left for it, when its base is already
+// in the merged pack (merged) and the chain stays short; nil otherwise.
+func (tb *treeBases) hinted(h plumbing.Hash, off uint32, merged map[plumbing.Hash]uint32) []byte {
+	hint, ok := tb.hints.take(h)
+	if !ok {
+		return nil
+	}
+	baseOff, in := merged[hint.base]
+	depth, known := tb.depth[baseOff]
+	if !in || !known || depth+1 >= mergeDeltaDepth {
+		return nil
+	}
+	tb.depth[off] = depth + 1
+	var raw bytes.Buffer
+	writeObjectHeader(&raw, packOfsDelta, len(hint.delta))
+	writeDeltaOffset(&raw, off-baseOff)
+	return appendStored(raw.Bytes(), hint.delta)
 }
 
 // chain records that the entry at off is a delta against the one at base.

@@ -2,9 +2,12 @@ package gitstore
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -134,5 +137,54 @@ func TestPickMergeIsGeometricAndBounded(t *testing.T) {
 				t.Fatalf("pickMerge = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestMergeUsesTheCommittersDeltas writes one deployment per batch into
+// two large folders with merging off, so that every batch pack stores the
+// folders it touches whole and leaves a delta hint for each; then merges
+// the packs and wants every hint used or dropped, the folders' trees
+// stored as deltas, and git to read every object back (git fsck checks
+// each object's id against its content, so a wrong delta cannot pass).
+func TestMergeUsesTheCommittersDeltas(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{CompactAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusters := []string{testCluster, "22222222-2222-4222-8222-222222222222"}
+	for i := range 120 {
+		mustApply(t, s, createMutation(newDeployment(i, clusters[i%2], fmt.Sprintf("app-%03d", i))))
+	}
+	if s.hints.len() < 100 {
+		t.Fatalf("%d hints after 120 single-write batches, want one per folder written whole", s.hints.len())
+	}
+	names := s.own.snapshot()
+	merged, err := mergePacks(dir, names, false, s.hints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.hints.len(); n != 0 {
+		t.Errorf("%d hints left after merging every pack", n)
+	}
+	s.objs.locked(func() { removePacks(dir, names, merged) })
+	s.Close()
+	runGit(t, dir, "fsck", "--strict", "--no-dangling")
+	whole, deltas := 0, 0
+	for _, line := range strings.Split(runGit(t, dir, "verify-pack", "-v", filepath.Join(dir, "objects", "pack", merged+".idx")), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[1] != "tree" || f[2] == "0" {
+			continue
+		}
+		if len(f) >= 7 {
+			deltas++
+			continue
+		}
+		if size, _ := strconv.Atoi(f[2]); size >= 1000 {
+			whole++ // a cluster folder (the root and clusters/ are too small for deltas)
+		}
+	}
+	if deltas < 100 || whole > 10 {
+		t.Errorf("cluster folders in the merged pack: %d deltas, %d whole", deltas, whole)
 	}
 }

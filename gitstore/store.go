@@ -96,6 +96,7 @@ type Store struct {
 	changed    chan struct{} // closed when the head moves; guarded by mu
 	refEvents  chan struct{} // the watcher saw the ref change on disk
 	own        ownPacks      // packs written by this process, not merged yet
+	hints      *deltaHints   // deltas for the whole trees in own packs
 	compactNow chan struct{} // asks the housekeeper to merge them
 }
 
@@ -120,6 +121,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		stopped: make(chan struct{}),
 		bgDone:  make(chan struct{}),
 		idx:     newIndex(),
+		hints:   newDeltaHints(),
 
 		compactNow: make(chan struct{}, 1),
 		changed:    make(chan struct{}),

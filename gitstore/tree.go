@@ -215,6 +215,7 @@ type treeSource interface {
 type batchObjects struct {
 	objs   []object
 	latest map[string]int // directory path → index in objs
+	hints  []treeHint     // deltas of the trees stored whole against their previous version
 }
 
 func newBatchObjects() *batchObjects {
@@ -259,6 +260,7 @@ func editTree(src treeSource, dir string, root plumbing.Hash, changes map[string
 			return plumbing.ZeroHash, err
 		}
 	}
+	before := t
 	for name, h := range files {
 		t = t.set(treeEntry{name: name, mode: modeBlob, hash: h})
 	}
@@ -277,6 +279,13 @@ func editTree(src treeSource, dir string, root plumbing.Hash, changes map[string
 		return plumbing.ZeroHash, nil
 	}
 	o := newObject(plumbing.TreeObject, t.data)
+	if _, inBatch := out.latest[dir]; !inBatch && !root.IsZero() && o.hash != root {
+		// Stored whole in this pack: leave the merge its delta against the
+		// version it replaces (see hints.go).
+		if d := deltaOf(before.data, t.data); d != nil {
+			out.hints = append(out.hints, treeHint{tree: o.hash, base: root, delta: d})
+		}
+	}
 	out.addTree(dir, o)
 	if c, ok := src.(*treeCache); ok {
 		c.pin(dir, o.hash, t)
@@ -292,5 +301,8 @@ func (b *batchObjects) truncate(n int) {
 			delete(b.latest, dir)
 		}
 	}
+	b.hints = slices.DeleteFunc(b.hints, func(h treeHint) bool {
+		return !slices.ContainsFunc(b.objs[:n], func(o object) bool { return o.hash == h.tree })
+	})
 	b.objs = b.objs[:n]
 }
