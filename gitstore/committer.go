@@ -378,7 +378,7 @@ func (s *Store) build(reqs []*request, head, root plumbing.Hash, prev *View) (*b
 	if b.commits == 0 {
 		return b, nil
 	}
-	p, err := encodePack(objs.objs)
+	p, err := encodePack(objs.objs, s.takePackBuf())
 	if err != nil {
 		return nil, err
 	}
@@ -400,6 +400,24 @@ func (s *Store) publish(b *batch) {
 	s.mu.Unlock()
 	s.log.Debug("batch committed", "writes", len(b.reqs), "commits", b.commits, "head", short(b.head), "took", time.Since(b.started))
 	s.maybeCompact()
+}
+
+// takePackBuf returns the memory of a pack already written, or nil.
+func (s *Store) takePackBuf() []byte {
+	select {
+	case b := <-s.packBufs:
+		return b
+	default:
+		return nil
+	}
+}
+
+// givePackBuf keeps the memory of a written pack for a later batch.
+func (s *Store) givePackBuf(b []byte) {
+	select {
+	case s.packBufs <- b[:0]:
+	default:
+	}
 }
 
 // errBaseFailed stops a batch whose predecessor did not land.
@@ -430,7 +448,10 @@ func (s *Store) persist(b *batch) error {
 		defer close(prepared)
 		value, valueErr = s.ref.prepare(head)
 	}()
+	p.seal()
 	staged, err := p.stage(s.dir)
+	s.givePackBuf(p.pack)
+	p.pack = nil // written: its memory goes to the next batch
 	if err == nil {
 		if err = staged.publish(); err == nil {
 			s.hints.add(b.hints)

@@ -65,11 +65,29 @@ var packTypes = map[plumbing.ObjectType]byte{
 	plumbing.BlobObject:   packBlob,
 }
 
-// encodedPack is a packfile and its version-2 index, ready to be written.
+// encodedPack is a packfile and its version-2 index. The committer
+// encodes the entries; seal, on the goroutine that writes the pack, adds
+// what only needs the bytes (CRCs, checksum, index), so the committer does
+// not wait for it.
 type encodedPack struct {
-	name      string // pack-<checksum>
+	name      string // pack-<checksum>, set by seal
 	pack, idx []byte
-	objects   int
+	entries   []packEntry // in pack order; their CRCs are set by seal
+}
+
+// seal computes the entries' CRCs, the pack's checksum and its index.
+func (p *encodedPack) seal() {
+	for i := range p.entries {
+		end := len(p.pack)
+		if i+1 < len(p.entries) {
+			end = int(p.entries[i+1].offset)
+		}
+		p.entries[i].crc = crc32.ChecksumIEEE(p.pack[p.entries[i].offset:end])
+	}
+	sum := sha1.Sum(p.pack)
+	p.pack = append(p.pack, sum[:]...)
+	p.name = "pack-" + plumbing.Hash(sum).String()
+	p.idx = buildIndex(p.entries, sum)
 }
 
 // packBuilder assembles a packfile in memory and builds its index.
@@ -85,9 +103,12 @@ type packEntry struct {
 	crc    uint32
 }
 
-func newPackBuilder(n, size int) *packBuilder {
+// newPackBuilder starts a pack of up to n objects and about size bytes in
+// buf's memory (a buffer of an earlier pack, or nil).
+func newPackBuilder(n, size int, buf []byte) *packBuilder {
 	b := &packBuilder{entries: make([]packEntry, 0, n), offsets: make(map[plumbing.Hash]uint32, n)}
-	b.buf.Grow(size + 32)
+	b.buf = *bytes.NewBuffer(buf[:0])
+	b.buf.Grow(size + 64)      // room for the checksum too
 	b.buf.Write(packHeader(0)) // count, set by finish
 	return b
 }
@@ -99,13 +120,11 @@ func packHeader(n int) []byte {
 	return h
 }
 
-// finish writes the count and checksum and builds the index.
+// finish writes the count; the pack still needs sealing.
 func (b *packBuilder) finish() *encodedPack {
 	pack := b.buf.Bytes()
 	binary.BigEndian.PutUint32(pack[8:12], uint32(len(b.entries)))
-	packSum := sha1.Sum(pack)
-	pack = append(pack, packSum[:]...)
-	return &encodedPack{name: "pack-" + plumbing.Hash(packSum).String(), pack: pack, idx: buildIndex(b.entries, packSum), objects: len(b.entries)}
+	return &encodedPack{pack: pack, entries: b.entries}
 }
 
 // buildIndex makes the version-2 index of a pack holding entries.
@@ -142,22 +161,23 @@ func buildIndex(entries []packEntry, packSum [20]byte) []byte {
 	return idx.Bytes()
 }
 
-// encodePack encodes objs (duplicates dropped) as one packfile and its
-// index. An object with a base is stored as a delta against it when that
-// is much smaller (trees rewritten along a batch); the rest whole.
+// encodePack encodes objs (duplicates dropped) as one packfile, in buf's
+// memory when it is large enough; seal finishes it. An object with a base
+// is stored as a delta against it when that is much smaller (trees
+// rewritten along a batch); the rest whole.
 //
 // Entries are stored without compression (zlib's "stored" blocks, written
 // straight into the pack): trees are mostly hashes, which do not compress
 // (about 0.6 of their size at best), and for the small objects a write
 // makes (a blob, a commit, a few deltas) building Huffman tables would cost
-// more than everything else the write does. Merges compress the deltas
-// they make; `git gc` compresses everything.
-func encodePack(objs []object) (*encodedPack, error) {
+// more than everything else the write does. `git gc` compresses
+// everything.
+func encodePack(objs []object, buf []byte) (*encodedPack, error) {
 	size := 0
 	for _, o := range objs {
 		size += len(o.data) + 32
 	}
-	b := newPackBuilder(len(objs), size)
+	b := newPackBuilder(len(objs), size, buf)
 	var hdr bytes.Buffer
 	for _, o := range objs {
 		if _, dup := b.offsets[o.hash]; dup {
@@ -187,7 +207,7 @@ func (b *packBuilder) addStored(h plumbing.Hash, header, data []byte) {
 	b.buf.Write(header)
 	b.buf.Write(appendStored(b.buf.AvailableBuffer(), data))
 	b.offsets[h] = uint32(off)
-	b.entries = append(b.entries, packEntry{hash: h, offset: uint32(off), crc: crc32.ChecksumIEEE(b.buf.Bytes()[off:])})
+	b.entries = append(b.entries, packEntry{hash: h, offset: uint32(off)})
 }
 
 // appendStored appends data to dst as a zlib stream of stored

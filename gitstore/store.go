@@ -97,6 +97,7 @@ type Store struct {
 	refEvents  chan struct{} // the watcher saw the ref change on disk
 	own        ownPacks      // packs written by this process, not merged yet
 	hints      *deltaHints   // deltas for the whole trees in own packs
+	packBufs   chan []byte   // memory of written packs, for the next ones
 	compactNow chan struct{} // asks the housekeeper to merge them
 }
 
@@ -110,18 +111,19 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	cleanStale(dir, opts.Logger)
 	s := &Store{
-		dir:     dir,
-		opts:    opts,
-		log:     opts.Logger,
-		ref:     refFile{gitDir: dir, name: plumbing.NewBranchReferenceName(opts.Branch)},
-		objs:    newObjectReader(dir),
-		hist:    newHistory(),
-		queue:   make(chan *request, 4096),
-		quit:    make(chan struct{}),
-		stopped: make(chan struct{}),
-		bgDone:  make(chan struct{}),
-		idx:     newIndex(),
-		hints:   newDeltaHints(),
+		dir:      dir,
+		opts:     opts,
+		log:      opts.Logger,
+		ref:      refFile{gitDir: dir, name: plumbing.NewBranchReferenceName(opts.Branch)},
+		objs:     newObjectReader(dir),
+		hist:     newHistory(),
+		queue:    make(chan *request, 4096),
+		quit:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+		bgDone:   make(chan struct{}),
+		idx:      newIndex(),
+		hints:    newDeltaHints(),
+		packBufs: make(chan []byte, pipelineDepth+1),
 
 		compactNow: make(chan struct{}, 1),
 		changed:    make(chan struct{}),
