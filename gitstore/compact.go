@@ -85,9 +85,11 @@ const maxMergedPack = 1 << 30
 const maxMergedObjects = 1 << 18
 
 // pickMerge chooses which of the packs to merge, geometrically: the
-// smallest ones, and a bigger one only once the smaller ones add up to half
-// its size. So each object is copied O(log n) times over a long run, not on
-// every merge.
+// smallest ones, and a bigger one only once the smaller ones hold half as
+// many objects as it does. So each object is copied O(log n) times over a
+// long run, not on every merge. (Objects, not bytes: a merge shrinks batch
+// packs about tenfold, so by bytes a merged pack would be copied again on
+// nearly every merge.)
 func pickMerge(gitDir string, names []string) []string {
 	type sized struct {
 		name    string
@@ -105,11 +107,11 @@ func pickMerge(gitDir string, names []string) []string {
 			packs = append(packs, sized{n, pack.Size(), (idx.Size() - 1072) / 28})
 		}
 	}
-	slices.SortFunc(packs, func(a, b sized) int { return int(a.size - b.size) })
+	slices.SortFunc(packs, func(a, b sized) int { return int(a.objects - b.objects) })
 	var pick []string
 	var sum, objects int64
 	for i, p := range packs {
-		if (i >= 2 && p.size > 2*sum) || sum+p.size > maxMergedPack || objects+p.objects > maxMergedObjects {
+		if (i >= 2 && p.objects > 2*objects) || sum+p.size > maxMergedPack || objects+p.objects > maxMergedObjects {
 			break
 		}
 		pick = append(pick, p.name)

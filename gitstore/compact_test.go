@@ -99,8 +99,8 @@ func TestOrphanPackIsRemoved(t *testing.T) {
 }
 
 // TestPickMergeIsGeometricAndBounded: the smallest packs are merged, a
-// bigger one only once the smaller ones add up to half its size, and never
-// more objects than maxMergedObjects (read off the index's size).
+// bigger one only once the smaller ones hold half as many objects, and
+// never more objects than maxMergedObjects (read off the index's size).
 func TestPickMergeIsGeometricAndBounded(t *testing.T) {
 	type fake struct {
 		name          string
@@ -111,9 +111,10 @@ func TestPickMergeIsGeometricAndBounded(t *testing.T) {
 		packs []fake
 		want  []string
 	}{
-		{"small ones, not the big one", []fake{{"a", 100, 10}, {"b", 100, 10}, {"c", 100, 10}, {"big", 10000, 1000}}, []string{"a", "b", "c"}},
-		{"the big one once they add up", []fake{{"a", 300, 10}, {"b", 300, 10}, {"big", 1000, 1000}}, []string{"a", "b", "big"}},
-		{"object bound", []fake{{"a", 100, maxMergedObjects / 2}, {"b", 100, maxMergedObjects / 2}, {"c", 100, 10}}, []string{"a", "b"}},
+		{"small ones, not the big one", []fake{{"a", 100, 10}, {"b", 100, 10}, {"c", 100, 10}, {"big", 100, 1000}}, []string{"a", "b", "c"}},
+		{"the big one once they add up", []fake{{"a", 100, 300}, {"b", 100, 300}, {"big", 100, 1000}}, []string{"a", "b", "big"}},
+		{"by objects, not bytes", []fake{{"a", 5000, 10}, {"b", 5000, 10}, {"big", 1000, 1000}}, []string{"a", "b"}},
+		{"object bound", []fake{{"a", 100, maxMergedObjects / 2}, {"b", 100, maxMergedObjects / 2}, {"c", 100, 10}}, []string{"c", "a"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
