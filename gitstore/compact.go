@@ -172,8 +172,9 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 		}
 		hints.forget(bases.merged)
 	}()
+	r := bufio.NewReaderSize(nil, 64<<10) // one for every source
 	for _, src := range srcs {
-		if err := copyPack(out, src.stem, src.entries, merged, bases, &entries); err != nil {
+		if err := copyPack(out, r, src.stem, src.entries, merged, bases, &entries); err != nil {
 			return "", fmt.Errorf("merge %s: %w", filepath.Base(src.stem), err)
 		}
 	}
@@ -202,6 +203,26 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 type pacer struct {
 	slice time.Duration // 0: no pacing
 	began time.Time
+	start time.Time // of the merge's writing, for the bandwidth cap
+}
+
+// mergeBandwidth caps how fast a paced merge writes its pack: written in
+// one go, tens of megabytes held up the committer's fsyncs behind them.
+const mergeBandwidth = 32 << 20 // bytes per second
+
+// written sleeps until n bytes written are within mergeBandwidth.
+func (p *pacer) written(n uint32) {
+	if p.slice == 0 {
+		return
+	}
+	if p.start.IsZero() {
+		p.start = time.Now()
+		return
+	}
+	due := time.Duration(float64(n) / mergeBandwidth * float64(time.Second))
+	if ahead := due - time.Since(p.start); ahead > 0 {
+		time.Sleep(ahead)
+	}
 }
 
 // paceSlice is how long a paced merge works before it pauses.
@@ -226,7 +247,7 @@ func (p *pacer) pace() {
 // objects already merged (whose offsets its deltas then use). Whole trees
 // become deltas against an earlier version of the same folder when bases
 // has one.
-func copyPack(out *packStream, stem string, entries []packEntry, merged map[plumbing.Hash]uint32, bases *treeBases, added *[]packEntry) error {
+func copyPack(out *packStream, r *bufio.Reader, stem string, entries []packEntry, merged map[plumbing.Hash]uint32, bases *treeBases, added *[]packEntry) error {
 	f, err := os.Open(stem + ".pack")
 	if err != nil {
 		return err
@@ -237,12 +258,13 @@ func copyPack(out *packStream, stem string, entries []packEntry, merged map[plum
 		return err
 	}
 	end := uint32(fi.Size() - 20)
-	r := bufio.NewReaderSize(f, 64<<10)
+	r.Reset(f)
 	if _, err := r.Discard(12); err != nil {
 		return err
 	}
 	moved := make(map[uint32]uint32, len(entries)) // offset here → offset in out
-	var buf, rewritten []byte
+	var buf []byte
+	var rewritten bytes.Buffer
 	for i, e := range entries {
 		next := end
 		if i+1 < len(entries) {
@@ -284,12 +306,11 @@ func copyPack(out *packStream, stem string, entries []packEntry, merged map[plum
 				return fmt.Errorf("delta %s: base not found", e.hash)
 			}
 			bases.chain(out.off, base)
-			var b bytes.Buffer
-			b.Write(buf[:hdr])
-			writeDeltaOffset(&b, out.off-base)
-			b.Write(buf[hdr+n:])
-			rewritten = append(rewritten[:0], b.Bytes()...)
-			raw = rewritten
+			rewritten.Reset()
+			rewritten.Write(buf[:hdr])
+			writeDeltaOffset(&rewritten, out.off-base)
+			rewritten.Write(buf[hdr+n:])
+			raw = rewritten.Bytes()
 		default:
 			return fmt.Errorf("pack entry %s has type %d (only whole objects and OFS_DELTA are merged)", e.hash, typ)
 		}
@@ -399,6 +420,7 @@ func (p *packStream) write(b []byte) {
 		if p.err = p.w.Flush(); p.err == nil {
 			p.err = syncRange(p.f, int64(p.synced), int64(p.off-p.synced))
 			p.synced = p.off
+			p.pacer.written(p.off)
 		}
 	}
 }
