@@ -24,6 +24,7 @@ fuzz:
 	$(GO) test ./schema -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime 20s -fuzzminimizetime 5s
 	$(GO) test ./schema -run '^$$' -fuzz '^FuzzDecodeUpdate$$' -fuzztime 10s -fuzzminimizetime 5s
 	$(GO) test ./schema -run '^$$' -fuzz '^FuzzParseFile$$' -fuzztime 10s -fuzzminimizetime 5s
+	$(GO) test ./schema -run '^$$' -fuzz '^FuzzEmitFile$$' -fuzztime 10s -fuzzminimizetime 5s
 
 ## bench: the benchmarks recorded in BENCHMARKS.md (results also appended to $(BENCH_OUT)).
 BENCH_OUT ?= .run/bench-results.txt

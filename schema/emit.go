@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
@@ -80,12 +81,16 @@ func (e *emitter) mapping(indent int, inline bool) bool {
 		if !ok || !e.expect(':') {
 			return false
 		}
+		// A key is written in yaml.v3's simple-key context, where plain
+		// style is stricter and long keys take "? ": only keys decided here.
+		style := plainStyle(key)
+		if (style != stylePlain && style != styleDouble) || len(key) > 100 {
+			return false
+		}
 		if !first || !inline {
 			e.indent(indent)
 		}
-		if !e.oneLine(key) {
-			return false
-		}
+		e.oneLine(key)
 		e.out = append(e.out[:len(e.out)-1], ':') // the key's line break
 		if !e.value(indent) {
 			return false
@@ -366,7 +371,9 @@ func plainStyle(s string) scalarStyle {
 	case isUUID(s):
 		return stylePlain
 	case isTimestamp(s):
-		return styleDouble
+		if _, err := time.Parse("2006-1-2T15:4:5.999999999Z07:00", s); err == nil {
+			return styleDouble // what yaml.v3 reads as a timestamp
+		}
 	}
 	// Starts with a digit or a dot: ask yaml.v3 what it reads it as.
 	var n yaml.Node
@@ -412,9 +419,9 @@ func isUUID(s string) bool {
 	return true
 }
 
-// isTimestamp matches RFC 3339 times as encoding/json writes them
-// (2026-11-27T05:30:00Z, with optional fraction and offset): yaml.v3
-// reads those as timestamps.
+// isTimestamp matches the shape of RFC 3339 times as encoding/json writes
+// them (2026-11-27T05:30:00Z, with optional fraction and offset): yaml.v3
+// reads those as timestamps when they are valid times.
 func isTimestamp(s string) bool {
 	const layout = "dddd-dd-ddTdd:dd:dd"
 	if len(s) < len(layout)+1 {

@@ -105,10 +105,12 @@ func TestEmitFileMatchesYAMLv3(t *testing.T) {
 			d.Status = &Status{Phase: PhaseRunning, ValuesYAML: s + "\nreplicas: 1\n", ErrorMessage: s2}
 		case 3:
 			d.Spec.Config = map[string]any{s: s2, "empty": map[string]any{}, "none": []any{}, "nested": []any{[]any{s}}}
+		case 0:
+			d.Spec.Config = map[string]any{s: s2, s2 + "x": []any{map[string]any{s: 1}}}
 		}
 		check(fmt.Sprintf("value %d %q", i, s), d)
 	}
-	if taken < len(values)/4 {
+	if taken < len(values)/5 {
 		t.Errorf("the emitter took only %d of %d documents", taken, taken+declined)
 	}
 
@@ -138,4 +140,36 @@ func TestEmitFileMatchesYAMLv3(t *testing.T) {
 		t.Error("the emitter declined an ordinary deployment with status")
 	}
 	t.Logf("emitter took %d documents, declined %d", taken, declined)
+}
+
+// FuzzEmitFile puts fuzzed strings in every kind of place of a deployment
+// (value, list item, literal block, config key) and wants the direct
+// emitter to decline or to match the general path.
+func FuzzEmitFile(f *testing.F) {
+	for _, s := range emitTricky {
+		f.Add(s, "x")
+	}
+	now := time.Date(2026, 11, 27, 5, 30, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s, s2 string) {
+		if !utf8.ValidString(s) || !utf8.ValidString(s2) {
+			return
+		}
+		img := s
+		d := &Deployment{APIVersion: APIVersion, Kind: KindDeployment,
+			Metadata: Metadata{ID: s2, UserID: "u", CreatedAt: now, UpdatedAt: now},
+			Spec: Spec{ClusterID: "c", Name: s, AppType: AppWebApp, DeploymentType: TypeDocker, DockerImage: &img,
+				Config: map[string]any{s: []any{s2, map[string]any{s2: s}}}},
+			Status: &Status{Phase: PhaseRunning, ValuesYAML: s2, ErrorMessage: s}}
+		j, err := json.Marshal(d)
+		if err != nil {
+			t.Skip()
+		}
+		got, ok := emitFile(j)
+		if !ok {
+			return
+		}
+		if want := encodeGeneral(t, d); !bytes.Equal(got, want) {
+			t.Fatalf("the emitter writes\n%s\n--- yaml.v3 writes\n%s", got, want)
+		}
+	})
 }
