@@ -454,7 +454,9 @@ func (s *Store) persist(b *batch) error {
 	p.pack = nil // written: its memory goes to the next batch
 	if err == nil {
 		if err = staged.publish(); err == nil {
-			s.hints.add(b.hints)
+			if s.opts.CompactAfter > 0 {
+				s.hints.add(b.hints) // for the merge of this pack
+			}
 			s.own.add(p.name) // merged later even when the ref does not move
 		}
 	}

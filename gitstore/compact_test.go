@@ -142,14 +142,14 @@ func TestPickMergeIsGeometricAndBounded(t *testing.T) {
 }
 
 // TestMergeUsesTheCommittersDeltas writes one deployment per batch into
-// two large folders with merging off, so that every batch pack stores the
+// two large folders with merging held back, so that every batch pack stores the
 // folders it touches whole and leaves a delta hint for each; then merges
 // the packs and wants every hint used or dropped, the folders' trees
 // stored as deltas, and git to read every object back (git fsck checks
 // each object's id against its content, so a wrong delta cannot pass).
 func TestMergeUsesTheCommittersDeltas(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{CompactAfter: -1})
+	s, err := Open(dir, Options{CompactAfter: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,5 +187,21 @@ func TestMergeUsesTheCommittersDeltas(t *testing.T) {
 	}
 	if deltas < 100 || whole > 10 {
 		t.Errorf("cluster folders in the merged pack: %d deltas, %d whole", deltas, whole)
+	}
+}
+
+// TestNoHintsWithoutMerging: with merging off nothing would take the
+// committer's delta hints, so none are kept (they would only grow).
+func TestNoHintsWithoutMerging(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{CompactAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 10 {
+		mustApply(t, s, createMutation(newDeployment(i, testCluster, fmt.Sprintf("app-%d", i))))
+	}
+	if n := s.hints.len(); n != 0 {
+		t.Fatalf("%d hints kept with merging off", n)
 	}
 }

@@ -32,6 +32,10 @@ type deltaHints struct {
 
 func newDeltaHints() *deltaHints { return &deltaHints{hints: map[plumbing.Hash]treeHint{}} }
 
+// maxHints bounds the hints held (about 100 bytes each) should merges
+// fall far behind.
+const maxHints = 1 << 16
+
 // add records the hints of a pack about to be published.
 func (h *deltaHints) add(hints []treeHint) {
 	if h == nil || len(hints) == 0 {
@@ -40,6 +44,9 @@ func (h *deltaHints) add(hints []treeHint) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, t := range hints {
+		if len(h.hints) >= maxHints {
+			return // those trees are merged the slow way
+		}
 		h.hints[t.tree] = t
 	}
 }
