@@ -19,12 +19,14 @@ test: cluster-bin lint
 	MENGI_CLUSTER_BIN=$(CLUSTER_BIN) $(GO) test -race -timeout 30m ./...
 	$(MAKE) fuzz
 
-## fuzz: a short run of each fuzz target (the seed corpus always runs in `make test`).
+## fuzz: a short run of each fuzz target (the seed corpus always runs in `make test`). Budgets are
+## execution counts, not durations: Go 1.26's fuzzer can fail a run with "context deadline exceeded"
+## when a -fuzztime duration ends under load (golang/go#75804, fixed in Go 1.27).
 fuzz:
-	$(GO) test ./schema -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime 20s -fuzzminimizetime 5s
-	$(GO) test ./schema -run '^$$' -fuzz '^FuzzDecodeUpdate$$' -fuzztime 10s -fuzzminimizetime 5s
-	$(GO) test ./schema -run '^$$' -fuzz '^FuzzParseFile$$' -fuzztime 10s -fuzzminimizetime 5s
-	$(GO) test ./schema -run '^$$' -fuzz '^FuzzEmitFile$$' -fuzztime 10s -fuzzminimizetime 5s
+	$(GO) test ./schema -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime 40000x -fuzzminimizetime 5s
+	$(GO) test ./schema -run '^$$' -fuzz '^FuzzDecodeUpdate$$' -fuzztime 100000x -fuzzminimizetime 5s
+	$(GO) test ./schema -run '^$$' -fuzz '^FuzzParseFile$$' -fuzztime 20000x -fuzzminimizetime 5s
+	$(GO) test ./schema -run '^$$' -fuzz '^FuzzEmitFile$$' -fuzztime 60000x -fuzzminimizetime 5s
 
 ## bench: the benchmarks recorded in BENCHMARKS.md (results also appended to $(BENCH_OUT)).
 BENCH_OUT ?= .run/bench-results.txt
