@@ -22,9 +22,10 @@ import (
 // Compaction. Every batch is one small pack, so packs pile up quickly; the
 // more packs, the more indexes a lookup searches. The housekeeper merges the
 // packs this process wrote into one, copying their entries byte for byte
-// (no decompression, no delta search): the cost is the size of the packs
-// merged, not of the repository. Packs written by others (a push, git gc)
-// are left to git.
+// except the whole trees, which become deltas (the committer's hints, or
+// against an earlier version of the same folder found in the merge): the
+// cost is the size of the packs merged, not of the repository. Packs
+// written by others (a push, git gc) are left to git.
 
 // ownPacks lists the packs this process wrote and has not merged yet.
 type ownPacks struct {
