@@ -167,11 +167,8 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 	defer func() {
 		// Hints are made for the first merge of a batch pack only.
 		for _, src := range srcs {
-			for _, e := range src.entries {
-				bases.merged = append(bases.merged, e.hash)
-			}
+			hints.forget(src.entries)
 		}
-		hints.forget(bases.merged)
 	}()
 	r := bufio.NewReaderSize(nil, 64<<10) // one for every source
 	for _, src := range srcs {
@@ -284,7 +281,7 @@ func copyPack(out *packStream, r *bufio.Reader, stem string, entries []packEntry
 			continue
 		}
 		raw := buf
-		typ, hdr := entryHeader(buf)
+		typ, size, hdr := entrySize(buf)
 		switch typ {
 		case packCommit, packBlob, packTag:
 		case packTree:
@@ -292,7 +289,6 @@ func copyPack(out *packStream, r *bufio.Reader, stem string, entries []packEntry
 				raw = d
 				break
 			}
-			_, size, _ := entrySize(buf)
 			delta, err := bases.add(out.off, buf[hdr:], size)
 			if err != nil {
 				return fmt.Errorf("tree %s: %w", e.hash, err)
@@ -544,8 +540,7 @@ type treeBases struct {
 	held    int                   // bytes of tree data in byFirst
 	zr      io.ReadCloser
 
-	hints  *deltaHints     // deltas the committer made (nil: none)
-	merged []plumbing.Hash // objects of the merge, whose hints are dropped after it
+	hints *deltaHints // deltas the committer made (nil: none)
 }
 
 type treeBase struct {

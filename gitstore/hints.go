@@ -64,16 +64,16 @@ func (h *deltaHints) take(tree plumbing.Hash) (treeHint, bool) {
 	return t, ok
 }
 
-// forget drops the hints of trees a merge wrote without them, so hints
-// never outlive the packs they were made for by more than one merge.
-func (h *deltaHints) forget(trees []plumbing.Hash) {
-	if h == nil || len(trees) == 0 {
+// forget drops the hints of the objects of a merged pack, so hints never
+// outlive the packs they were made for by more than one merge.
+func (h *deltaHints) forget(entries []packEntry) {
+	if h == nil || len(entries) == 0 {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, t := range trees {
-		delete(h.hints, t)
+	for _, e := range entries {
+		delete(h.hints, e.hash)
 	}
 }
 

@@ -99,10 +99,10 @@ func (h *history) get(ctx context.Context, id string, read func(plumbing.Hash) (
 // build completes the history up to head: it loads the history file of
 // an earlier run when there is one whose head is an ancestor of head, then
 // walks the commits the file does not know, newest first, and records
-// which deployments each one touched. known maps the blobs of the head's
-// deployment files to their ids, so that most files need not be read.
-// When the walk was long, the history file is written again.
-func (h *history) build(ctx context.Context, s *Store, head plumbing.Hash, known map[plumbing.Hash]string) {
+// which deployments each one touched, reading only the files whose blobs
+// the index does not know. When the walk was long, the history file is
+// written again.
+func (h *history) build(ctx context.Context, s *Store, head plumbing.Hash) {
 	defer close(h.ready)
 	start := time.Now()
 	file := s.historyFile()
@@ -122,6 +122,10 @@ func (h *history) build(ctx context.Context, s *Store, head plumbing.Hash, known
 		return
 	}
 	built := cached.byID
+	var known map[plumbing.Hash]string
+	if len(fresh) > 0 {
+		known = s.blobIDs() // only when there is something to walk
+	}
 	for _, c := range fresh {
 		ids, err := s.touchedDeployments(c, known)
 		if err != nil {

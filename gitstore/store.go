@@ -149,10 +149,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		defer bg.Done()
 		s.watchRefs(ctx)
 	}()
-	known := s.blobIDs()
 	go func() {
 		defer bg.Done()
-		s.hist.build(ctx, s, head, known)
+		s.hist.build(ctx, s, head)
 		s.objs.shrinkCache(runCacheSize)
 	}()
 	go func() {
@@ -301,8 +300,11 @@ func (s *Store) loadIndex(head plumbing.Hash) error {
 }
 
 // blobIDs maps the blob of every deployment file of the index to the
-// deployment's id.
+// deployment's id (a blob's id does not depend on when it was read, so the
+// committer may move the index on afterwards).
 func (s *Store) blobIDs() map[plumbing.Hash]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	m := make(map[plumbing.Hash]string, len(s.idx.deployments))
 	for _, r := range s.idx.files {
 		if r.Deployment != nil && r.Err == nil {
