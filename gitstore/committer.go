@@ -449,7 +449,7 @@ func (s *Store) persist(b *batch) error {
 		value, valueErr = s.ref.prepare(head)
 	}()
 	p.seal()
-	staged, err := p.stage(s.dir)
+	staged, err := p.stage(s.dir, s.temps)
 	s.givePackBuf(p.pack)
 	p.pack = nil // written: its memory goes to the next batch
 	if err == nil {

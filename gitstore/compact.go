@@ -183,7 +183,7 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 	name := "pack-" + plumbing.Hash(sum).String()
 	staged := &stagedPack{dir: dir, name: name, tmpPack: out.tmp}
 	out.tmp = ""
-	if staged.tmpIndex, err = writeTemp(dir, buildIndex(entries, sum)); err != nil {
+	if staged.tmpIndex, err = writeTemp(nil, dir, buildIndex(entries, sum)); err != nil {
 		staged.discard()
 		return "", err
 	}
@@ -400,7 +400,7 @@ type packStream struct {
 }
 
 func createPackStream(dir string) (*packStream, error) {
-	f, err := os.CreateTemp(dir, "tmp_mengi_")
+	f, err := os.CreateTemp(dir, tmpPackPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("write pack: %w", err)
 	}

@@ -266,18 +266,18 @@ type stagedPack struct {
 }
 
 // stage writes the pack and its index to fsynced temporary files in the
-// pack directory, the two in parallel.
-func (p *encodedPack) stage(gitDir string) (*stagedPack, error) {
+// pack directory (from temps, which may be nil), the two in parallel.
+func (p *encodedPack) stage(gitDir string, temps *tempFiles) (*stagedPack, error) {
 	dir := filepath.Join(gitDir, "objects", "pack")
 	sp := &stagedPack{dir: dir, name: p.name}
 	var idxErr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sp.tmpIndex, idxErr = writeTemp(dir, p.idx)
+		sp.tmpIndex, idxErr = writeTemp(temps, dir, p.idx)
 	}()
 	var packErr error
-	sp.tmpPack, packErr = writeTemp(dir, p.pack)
+	sp.tmpPack, packErr = writeTemp(temps, dir, p.pack)
 	<-done
 	if packErr != nil || idxErr != nil {
 		sp.discard()
@@ -313,10 +313,11 @@ func (sp *stagedPack) discard() {
 	}
 }
 
-// writeTemp writes data to a new fsynced, read-only temporary file in dir
-// and returns its path.
-func writeTemp(dir string, data []byte) (string, error) {
-	f, err := os.CreateTemp(dir, "tmp_mengi_")
+// writeTemp writes data to a new fsynced, read-only temporary file in dir,
+// taken from temps when it has one ready (temps may be nil), and returns
+// its path.
+func writeTemp(temps *tempFiles, dir string, data []byte) (string, error) {
+	f, err := temps.create(dir)
 	if err != nil {
 		return "", fmt.Errorf("write pack: %w", err)
 	}

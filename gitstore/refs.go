@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"golang.org/x/sys/unix"
 )
 
 // ErrRefChanged means the branch moved since it was read: someone else (a
@@ -24,6 +25,7 @@ var ErrRefChanged = errors.New("branch was updated concurrently")
 type refFile struct {
 	gitDir string
 	name   plumbing.ReferenceName
+	spares *spareFiles // replaced ref files to write new values into; may be nil
 }
 
 func (r refFile) path() string { return filepath.Join(r.gitDir, filepath.FromSlash(r.name.String())) }
@@ -92,9 +94,10 @@ type refValue struct {
 	path string
 }
 
-// prepare writes new to a fsynced temporary file for swap.
+// prepare writes new to a fsynced temporary file for swap: a spare (a
+// ref file replaced earlier) when there is one, a new file otherwise.
 func (r refFile) prepare(new plumbing.Hash) (*refValue, error) {
-	f, err := os.CreateTemp(r.gitDir, tmpRefPrefix)
+	f, err := r.valueFile()
 	if err != nil {
 		return nil, fmt.Errorf("update ref %s: %w", r.name, err)
 	}
@@ -113,16 +116,31 @@ func (r refFile) prepare(new plumbing.Hash) (*refValue, error) {
 	return v, nil
 }
 
+// valueFile opens an empty file for a ref value.
+func (r refFile) valueFile() (*os.File, error) {
+	if path, ok := r.spares.take(); ok {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err == nil {
+			return f, nil
+		}
+		os.Remove(path)
+	}
+	return os.CreateTemp(r.gitDir, tmpRefPrefix)
+}
+
 // tmpRefPrefix names the temporary files of prepared ref values.
 const tmpRefPrefix = "tmp_mengi_ref_"
 
-// swap moves the ref from old to the prepared value: it takes the ref's
-// lock file (which is what excludes git and other stores), checks the ref
-// still holds old, renames the prepared file over the ref, drops the lock
-// and fsyncs the ref's directory, once. The value's content was fsynced
-// when prepared, so a crash leaves the old ref or the new one, never a
-// torn one. ErrRefChanged when the ref moved; the value is discarded on
-// any error.
+// swap moves the ref from old to the prepared value with git's lock
+// protocol: the prepared file is renamed to the ref's lock file without
+// replacing one (taking the lock excludes git and other stores), the ref
+// is checked to still hold old, then the lock file and the ref trade
+// places, the lock (now the old value) is moved aside as a spare, and the
+// ref's directory is fsynced, once. The value's content was fsynced when
+// prepared, so a crash leaves the old ref or the new one, never a torn
+// one. ErrRefChanged when the ref moved; the value is discarded on any
+// error. On file systems without renameat2 it falls back to creating the
+// lock file and renaming the value over the ref.
 func (v *refValue) swap(old plumbing.Hash) error {
 	r := v.ref
 	lock := r.path() + ".lock"
@@ -130,6 +148,58 @@ func (v *refValue) swap(old plumbing.Hash) error {
 		v.discard()
 		return fmt.Errorf("update ref %s: %w", r.name, err)
 	}
+	locked, err := lockWith(v.path, lock)
+	if err != nil {
+		v.discard()
+		return fmt.Errorf("update ref %s: %w", r.name, err)
+	}
+	if !locked {
+		return v.swapCreatingLock(old, lock)
+	}
+	if err := r.check(old); err != nil {
+		v.unlock(lock)
+		return err
+	}
+	if err := v.replace(lock, old.IsZero()); err != nil {
+		v.unlock(lock)
+		return fmt.Errorf("update ref %s: %w", r.name, err)
+	}
+	return syncDir(filepath.Dir(r.path()))
+}
+
+// replace makes the value at lock the ref. The replaced ref file is kept
+// as a spare: the two trade places atomically, then the old value leaves
+// the lock's name, which releases the lock.
+func (v *refValue) replace(lock string, noRef bool) error {
+	ref := v.ref.path()
+	if !noRef {
+		// The old ref file becomes the lock file for a moment: give it
+		// a fresh time, or a store seeing an old lock would call it stale.
+		now := time.Now()
+		if err := os.Chtimes(ref, now, now); err == nil {
+			if err := unix.Renameat2(unix.AT_FDCWD, lock, unix.AT_FDCWD, ref, unix.RENAME_EXCHANGE); err == nil {
+				if err := os.Rename(lock, v.path); err != nil {
+					os.Remove(lock)
+					return nil
+				}
+				v.ref.spares.put(v.path)
+				return nil
+			}
+		}
+	}
+	return os.Rename(lock, ref)
+}
+
+// unlock gives up the lock taken by renaming the value to it.
+func (v *refValue) unlock(lock string) {
+	os.Rename(lock, v.path)
+	v.discard()
+}
+
+// swapCreatingLock is swap where renameat2 is missing: the lock file is
+// created, the value renamed over the ref and the lock removed.
+func (v *refValue) swapCreatingLock(old plumbing.Hash, lock string) error {
+	r := v.ref
 	f, err := createExclusive(lock)
 	if err != nil {
 		v.discard()
@@ -148,6 +218,33 @@ func (v *refValue) swap(old plumbing.Hash) error {
 	}
 	os.Remove(lock)
 	return syncDir(filepath.Dir(r.path()))
+}
+
+// lockWith takes the lock by renaming the value file to it, failing if it
+// exists, and waiting while git holds it (a lock older than lockWait was
+// left by a process that died holding it, and is removed). false without
+// an error when the file system cannot rename without replacing.
+func lockWith(value, lock string) (bool, error) {
+	deadline := time.Now().Add(lockWait + time.Second)
+	for {
+		err := unix.Renameat2(unix.AT_FDCWD, value, unix.AT_FDCWD, lock, unix.RENAME_NOREPLACE)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOTSUP):
+			return false, nil
+		case !errors.Is(err, unix.EEXIST):
+			return false, fmt.Errorf("lock %s: %w", filepath.Base(lock), err)
+		}
+		if fi, serr := os.Stat(lock); serr == nil && time.Since(fi.ModTime()) > lockWait {
+			os.Remove(lock)
+			continue
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("lock %s: %w", filepath.Base(lock), os.ErrExist)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // discard removes a value that will not be used.

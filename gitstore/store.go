@@ -98,6 +98,7 @@ type Store struct {
 	own        ownPacks      // packs written by this process, not merged yet
 	hints      *deltaHints   // deltas for the whole trees in own packs
 	packBufs   chan []byte   // memory of written packs, for the next ones
+	temps      *tempFiles    // files made ahead for the committer's packs
 	compactNow chan struct{} // asks the housekeeper to merge them
 }
 
@@ -114,7 +115,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		dir:      dir,
 		opts:     opts,
 		log:      opts.Logger,
-		ref:      refFile{gitDir: dir, name: plumbing.NewBranchReferenceName(opts.Branch)},
+		ref:      refFile{gitDir: dir, name: plumbing.NewBranchReferenceName(opts.Branch), spares: &spareFiles{}},
 		objs:     newObjectReader(dir),
 		hist:     newHistory(),
 		queue:    make(chan *request, 4096),
@@ -124,6 +125,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		idx:      newIndex(),
 		hints:    newDeltaHints(),
 		packBufs: make(chan []byte, pipelineDepth+1),
+		temps:    newTempFiles(filepath.Join(dir, "objects", "pack")),
 
 		compactNow: make(chan struct{}, 1),
 		changed:    make(chan struct{}),
@@ -144,10 +146,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
 	go func() {
 		defer bg.Done()
 		s.watchRefs(ctx)
+	}()
+	go func() {
+		defer bg.Done()
+		s.temps.fill(ctx)
 	}()
 	go func() {
 		defer bg.Done()
@@ -339,6 +345,7 @@ func (s *Store) Close() error {
 	if s.hist.unsaved() > 0 {
 		s.hist.save(s.log, s.historyFile(), s.head)
 	}
+	s.ref.spares.removeAll()
 	return s.objs.close()
 }
 
