@@ -28,6 +28,16 @@ func hashOf(n byte) plumbing.Hash {
 	return h
 }
 
+// noneLeft fails unless dir holds no ref value file and no ref lock.
+func noneLeft(t *testing.T, dir string) {
+	t.Helper()
+	left, _ := filepath.Glob(filepath.Join(dir, tmpRefPrefix+"*"))
+	locks, _ := filepath.Glob(filepath.Join(dir, "refs", "heads", "*.lock"))
+	if len(left)+len(locks) != 0 {
+		t.Fatalf("left behind: %v %v", left, locks)
+	}
+}
+
 // TestRefSwapReusesReplacedFiles moves a ref three times: each replaced
 // ref file becomes a spare that a later value is written into (the same
 // inode: no file created), the lock is gone after each move, git reads
@@ -103,11 +113,7 @@ func TestRefSwapRefusesAMovedRef(t *testing.T) {
 		if got, _ := r.read(); !got.IsZero() {
 			t.Fatalf("ref moved to %s", got)
 		}
-		left, _ := filepath.Glob(filepath.Join(dir, tmpRefPrefix+"*"))
-		locks, _ := filepath.Glob(filepath.Join(dir, "refs", "heads", "*.lock"))
-		if len(left)+len(locks) != 0 {
-			t.Fatalf("left behind: %v %v", left, locks)
-		}
+		noneLeft(t, dir)
 	}
 }
 
@@ -131,11 +137,7 @@ func TestRefSwapCreatingLock(t *testing.T) {
 	if got := runGit(t, dir, "rev-parse", "refs/heads/main"); got != hashOf(2).String() {
 		t.Errorf("git reads %s", got)
 	}
-	left, _ := filepath.Glob(filepath.Join(dir, tmpRefPrefix+"*"))
-	locks, _ := filepath.Glob(filepath.Join(dir, "refs", "heads", "*.lock"))
-	if len(left)+len(locks) != 0 {
-		t.Errorf("left behind: %v %v", left, locks)
-	}
+	noneLeft(t, dir)
 }
 
 // TestClosedStoreLeavesNoTemporaryFiles: the files made ahead for packs
