@@ -714,7 +714,7 @@ func (s *Store) housekeeper(ctx context.Context) {
 func (s *Store) removeMerged(ctx context.Context, names []string, merged string) {
 	for len(names) > 0 && ctx.Err() == nil {
 		n := min(len(names), removeChunk)
-		s.objs.locked(func() { removePacks(s.dir, names[:n], merged, s.temps) })
+		s.objs.locked(func() { removePacks(s.dir, names[:n], merged) })
 		names = names[n:]
 		if len(names) > 0 {
 			time.Sleep(removePause)

@@ -463,15 +463,15 @@ func (p *packStream) discard() {
 // index without a pack, which git and go-git both skip (go-git, which
 // lists packs by their .pack files, fails on a pack without its index).
 // Nothing is fsynced: a removal a crash undoes leaves objects stored twice,
-// which is harmless. The files go to temps for reuse (temps may be nil).
-func removePacks(gitDir string, names []string, keep string, temps *tempFiles) {
+// which is harmless.
+func removePacks(gitDir string, names []string, keep string) {
 	dir := filepath.Join(gitDir, "objects", "pack")
 	for _, name := range names {
 		if name == keep {
 			continue
 		}
-		temps.remove(filepath.Join(dir, name+".pack"))
-		temps.remove(filepath.Join(dir, name+".idx"))
+		os.Remove(filepath.Join(dir, name+".pack"))
+		os.Remove(filepath.Join(dir, name+".idx"))
 	}
 }
 

@@ -207,10 +207,8 @@ func cleanStale(dir string, log *slog.Logger) {
 	refTmps, _ := filepath.Glob(filepath.Join(dir, "tmp_mengi_*"))
 	tmps = append(tmps, refTmps...)
 	for _, t := range tmps {
-		// Another store on the repository may be writing a young one;
-		// merged-away packs waiting for reuse are garbage to anyone else.
-		fi, err := os.Stat(t)
-		if err == nil && (time.Since(fi.ModTime()) > staleTemp || strings.HasPrefix(filepath.Base(t), freePrefix)) {
+		// Another store on the repository may be writing a young one.
+		if fi, err := os.Stat(t); err == nil && time.Since(fi.ModTime()) > staleTemp {
 			os.Remove(t)
 		}
 	}
