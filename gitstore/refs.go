@@ -200,12 +200,10 @@ func (v *refValue) unlock(lock string) {
 // created, the value renamed over the ref and the lock removed.
 func (v *refValue) swapCreatingLock(old plumbing.Hash, lock string) error {
 	r := v.ref
-	f, err := createExclusive(lock)
-	if err != nil {
+	if err := createLock(lock); err != nil {
 		v.discard()
 		return fmt.Errorf("update ref %s: %w", r.name, err)
 	}
-	f.Close()
 	if err := r.check(old); err != nil {
 		os.Remove(lock)
 		v.discard()
@@ -220,53 +218,51 @@ func (v *refValue) swapCreatingLock(old plumbing.Hash, lock string) error {
 	return syncDir(filepath.Dir(r.path()))
 }
 
-// lockWith takes the lock by renaming the value file to it, failing if it
-// exists, and waiting while git holds it (a lock older than lockWait was
-// left by a process that died holding it, and is removed). false without
-// an error when the file system cannot rename without replacing.
+// lockWith takes the lock by renaming the value file to it without
+// replacing one (see takeLock); false without an error when the file
+// system cannot rename that way.
 func lockWith(value, lock string) (bool, error) {
-	deadline := time.Now().Add(lockWait + time.Second)
-	for {
-		err := unix.Renameat2(unix.AT_FDCWD, value, unix.AT_FDCWD, lock, unix.RENAME_NOREPLACE)
-		switch {
-		case err == nil:
-			return true, nil
-		case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOTSUP):
-			return false, nil
-		case !errors.Is(err, unix.EEXIST):
-			return false, fmt.Errorf("lock %s: %w", filepath.Base(lock), err)
-		}
-		if fi, serr := os.Stat(lock); serr == nil && time.Since(fi.ModTime()) > lockWait {
-			os.Remove(lock)
-			continue
-		}
-		if time.Now().After(deadline) {
-			return false, fmt.Errorf("lock %s: %w", filepath.Base(lock), os.ErrExist)
-		}
-		time.Sleep(5 * time.Millisecond)
+	err := takeLock(lock, func() error {
+		return unix.Renameat2(unix.AT_FDCWD, value, unix.AT_FDCWD, lock, unix.RENAME_NOREPLACE)
+	})
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOTSUP) {
+		return false, nil
 	}
+	return err == nil, err
 }
 
 // discard removes a value that will not be used.
 func (v *refValue) discard() { os.Remove(v.path) }
 
-// createExclusive creates path with O_EXCL, retrying for a while when git
-// holds it. A lock file older than lockWait was left by a process that
-// died holding it (git and gitstore hold a ref lock for milliseconds) and
-// is removed.
-func createExclusive(path string) (*os.File, error) {
+// createLock takes the lock by creating it empty (see takeLock).
+func createLock(lock string) error {
+	return takeLock(lock, func() error {
+		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			f.Close()
+		}
+		return err
+	})
+}
+
+// takeLock runs try, which makes the lock file and fails with an
+// os.ErrExist error while the lock is held, until it succeeds, waiting a
+// while for git to release it. A lock older than lockWait was left by a
+// process that died holding it (git and gitstore hold a ref lock for
+// milliseconds) and is removed.
+func takeLock(lock string, try func() error) error {
 	deadline := time.Now().Add(lockWait + time.Second)
 	for {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		err := try()
 		if err == nil {
-			return f, nil
-		}
-		if fi, serr := os.Stat(path); errors.Is(err, os.ErrExist) && serr == nil && time.Since(fi.ModTime()) > lockWait {
-			os.Remove(path)
-			continue
+			return nil
 		}
 		if !errors.Is(err, os.ErrExist) || time.Now().After(deadline) {
-			return nil, fmt.Errorf("lock %s: %w", filepath.Base(path), err)
+			return fmt.Errorf("lock %s: %w", filepath.Base(lock), err)
+		}
+		if fi, serr := os.Stat(lock); serr == nil && time.Since(fi.ModTime()) > lockWait {
+			os.Remove(lock)
+			continue
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -404,8 +404,6 @@ func (s *Store) UserByKey(sha string) *Record {
 	return nil
 }
 
-// History returns the commits that touched deployment id's file, oldest
-
 // HistoryReady waits until the history index is built (it is built in the
 // background at Open, from the history file plus the commits since) and
 // returns the error that stopped the build, if any.
@@ -420,6 +418,7 @@ func (s *Store) HistoryReady(ctx context.Context) error {
 	return s.hist.buildErr
 }
 
+// History returns the commits that touched deployment id's file, oldest
 // first.
 func (s *Store) History(ctx context.Context, id string) ([]HistoryEntry, error) {
 	return s.hist.get(ctx, id, s.readCommit)
