@@ -151,7 +151,7 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 			}
 		}
 	}
-	out, err := createPackStream(dir)
+	out, err := createPackStream(gitDir)
 	if err != nil {
 		return "", err
 	}
@@ -183,7 +183,7 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 	name := "pack-" + plumbing.Hash(sum).String()
 	staged := &stagedPack{dir: dir, name: name, tmpPack: out.tmp}
 	out.tmp = ""
-	if staged.tmpIndex, err = writeTemp(nil, dir, buildIndex(entries, sum)); err != nil {
+	if staged.tmpIndex, err = writeTemp(nil, gitDir, buildIndex(entries, sum)); err != nil {
 		staged.discard()
 		return "", err
 	}

@@ -265,8 +265,9 @@ type stagedPack struct {
 	tmpPack, tmpIndex string
 }
 
-// stage writes the pack and its index to fsynced temporary files in the
-// pack directory (from temps, which may be nil), the two in parallel.
+// stage writes the pack and its index to fsynced temporary files of the
+// git directory (from temps, which may be nil), the two in parallel;
+// publish moves them into the pack directory.
 func (p *encodedPack) stage(gitDir string, temps *tempFiles) (*stagedPack, error) {
 	dir := filepath.Join(gitDir, "objects", "pack")
 	sp := &stagedPack{dir: dir, name: p.name}
@@ -274,10 +275,10 @@ func (p *encodedPack) stage(gitDir string, temps *tempFiles) (*stagedPack, error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sp.tmpIndex, idxErr = writeTemp(temps, dir, p.idx)
+		sp.tmpIndex, idxErr = writeTemp(temps, gitDir, p.idx)
 	}()
 	var packErr error
-	sp.tmpPack, packErr = writeTemp(temps, dir, p.pack)
+	sp.tmpPack, packErr = writeTemp(temps, gitDir, p.pack)
 	<-done
 	if packErr != nil || idxErr != nil {
 		sp.discard()

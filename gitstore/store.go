@@ -125,7 +125,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		idx:      newIndex(),
 		hints:    newDeltaHints(),
 		packBufs: make(chan []byte, pipelineDepth+1),
-		temps:    newTempFiles(filepath.Join(dir, "objects", "pack")),
+		temps:    newTempFiles(dir),
 
 		compactNow: make(chan struct{}, 1),
 		changed:    make(chan struct{}),
@@ -203,6 +203,7 @@ func initRepo(dir, branch string) error {
 // housekeeper; go-git cannot read a repository holding one). Objects
 // without a ref are harmless garbage for gc.
 func cleanStale(dir string, log *slog.Logger) {
+	// (Versions before 2026-11-27 wrote temporary packs in the pack directory.)
 	tmps, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_mengi_*"))
 	refTmps, _ := filepath.Glob(filepath.Join(dir, "tmp_mengi_*"))
 	tmps = append(tmps, refTmps...)

@@ -3,6 +3,7 @@ package gitstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,4 +167,61 @@ func TestStaleTemporaryFilesAreRemoved(t *testing.T) {
 	if _, err := os.Stat(young); err != nil {
 		t.Errorf("young %s removed: %v", filepath.Base(young), err)
 	}
+}
+
+// TestOnlyPacksInThePackDirectory lists the pack directory over and over
+// while writers and merges run: only packs and their indexes may appear
+// there. go-git lists it by stat-ing every entry and finds no pack at all
+// when one vanishes meanwhile, so temporary files, which come and go all
+// the time, are kept in the git directory.
+func TestOnlyPacksInThePackDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{CompactAfter: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				mustApply(t, s, createMutation(newDeployment(w*100+i, testCluster, fmt.Sprintf("w%d-%d", w, i))))
+			}
+		}()
+	}
+	listed := make(chan error, 1)
+	go func() {
+		defer close(listed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			entries, err := os.ReadDir(filepath.Join(dir, "objects", "pack"))
+			if err != nil {
+				listed <- err
+				return
+			}
+			for _, e := range entries {
+				n := e.Name()
+				if !strings.HasPrefix(n, "pack-") || !(strings.HasSuffix(n, ".pack") || strings.HasSuffix(n, ".idx")) {
+					listed <- fmt.Errorf("%s in the pack directory", n)
+					return
+				}
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	if err := <-listed; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	runGit(t, dir, "fsck", "--strict", "--no-dangling")
 }

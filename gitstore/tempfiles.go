@@ -7,9 +7,15 @@ import (
 	"time"
 )
 
-// tempFiles hands out empty temporary files of the pack directory,
-// created ahead of time by a background goroutine, so that writing a batch
-// never waits for a file to be created.
+// tempFiles hands out empty temporary files for packs, created ahead of
+// time by a background goroutine, so that writing a batch never waits for
+// a file to be created.
+//
+// They live in the git directory, not in the pack directory: go-git lists
+// the pack directory by stat-ing every entry and fails, finding no pack,
+// when one disappears meanwhile; temporary files there that are renamed
+// away all the time made a store miss objects another store had just
+// published (TestTwoStoresWritingAtOnce). Only packs enter and leave it.
 //
 // Creating a file is the costliest step of staging a small pack: on ext4
 // without a journal, the inode allocator checks every inode of the block
@@ -26,8 +32,8 @@ type tempFiles struct {
 // batches, two files each, before writers create their own.
 const tempFilesAhead = 8
 
-// tmpPackPrefix names temporary files of the pack directory.
-const tmpPackPrefix = "tmp_mengi_"
+// tmpPackPrefix names temporary pack and index files.
+const tmpPackPrefix = "tmp_mengi_pack_"
 
 func newTempFiles(dir string) *tempFiles {
 	return &tempFiles{dir: dir, ready: make(chan *os.File, tempFilesAhead)}
