@@ -2,15 +2,21 @@ package gitstore
 
 import (
 	"container/list"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 )
 
 // objectReader reads objects of the repository through go-git's storage,
@@ -34,8 +40,40 @@ const (
 
 func newObjectReader(gitDir string) *objectReader {
 	lru := cache.NewObjectLRU(loadCacheSize)
-	st := filesystem.NewStorageWithOptions(osfs.New(gitDir), lru, filesystem.Options{})
+	st := filesystem.NewStorageWithOptions(listingFS{osfs.New(gitDir)}, lru, filesystem.Options{})
 	return &objectReader{st: st, lru: lru}
+}
+
+// listingFS is the repository's file system as go-git reads it, except
+// that a directory listing skips the entries that disappear while it is
+// read. billy's osfs fails the whole listing then, and go-git finds no
+// pack at all: a pack removed at the wrong moment by a merge (this store's,
+// another store's) or by git gc made lookups miss objects that were there.
+type listingFS struct{ billy.Filesystem }
+
+// ReadDir lists path, leaving out entries removed meanwhile.
+func (f listingFS) ReadDir(path string) ([]os.FileInfo, error) {
+	entries, err := os.ReadDir(filepath.Join(f.Root(), path))
+	if err != nil {
+		return nil, err
+	}
+	return entryInfos(entries)
+}
+
+// entryInfos returns the infos of entries that still exist.
+func entryInfos(entries []fs.DirEntry) ([]os.FileInfo, error) {
+	infos := make([]os.FileInfo, 0, len(entries))
+	for _, e := range entries {
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		infos = append(infos, fi)
+	}
+	return infos, nil
 }
 
 // shrinkCache empties go-git's object cache and bounds it to size.
@@ -51,12 +89,15 @@ func (r *objectReader) read(t plumbing.ObjectType, h plumbing.Hash) ([]byte, err
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	obj, err := r.st.EncodedObject(t, h)
-	for try := 0; err != nil && try < 4; try++ {
+	start := time.Now()
+	for try := 0; err != nil && (try < 4 || vanished(err) && time.Since(start) < vanishedWait); try++ {
 		// A pack written since the pack list was read, or one a repack by
-		// git replaced meanwhile (git publishes a pack and then its index:
-		// wait a moment before looking again): read the pack indexes again.
+		// git or a merge replaced meanwhile (git publishes a pack and then
+		// its index: wait a moment before looking again): read the pack
+		// indexes again. While packs vanish under the lookup, a removal is
+		// in progress and the objects are in the pack that replaces them.
 		if try > 0 {
-			time.Sleep(time.Duration(try*10) * time.Millisecond)
+			time.Sleep(time.Duration(min(try, 5)*10) * time.Millisecond)
 		}
 		r.st.Reindex()
 		obj, err = r.st.EncodedObject(t, h)
@@ -74,6 +115,15 @@ func (r *objectReader) read(t plumbing.ObjectType, h plumbing.Hash) ([]byte, err
 		return nil, fmt.Errorf("read %s %s: %w", t, h, err)
 	}
 	return data, nil
+}
+
+// vanishedWait bounds how long a lookup keeps looking while the packs it
+// finds the object in are removed under it.
+const vanishedWait = 2 * time.Second
+
+// vanished reports whether err says a listed pack was gone when opened.
+func vanished(err error) bool {
+	return errors.Is(err, dotgit.ErrPackfileNotFound) || errors.Is(err, fs.ErrNotExist)
 }
 
 // locked runs fn while no lookup is in progress, then makes the reader
