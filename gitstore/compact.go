@@ -463,16 +463,22 @@ func (p *packStream) discard() {
 // index without a pack, which git and go-git both skip (go-git, which
 // lists packs by their .pack files, fails on a pack without its index).
 // Nothing is fsynced: a removal a crash undoes leaves objects stored twice,
-// which is harmless.
-func removePacks(gitDir string, names []string, keep string) {
+// which is harmless. The files are moved out to temps, and returned for
+// temps.recycle (with a nil temps they are deleted, and nil returned).
+func removePacks(gitDir string, names []string, keep string, temps *tempFiles) []string {
 	dir := filepath.Join(gitDir, "objects", "pack")
+	var out []string
 	for _, name := range names {
 		if name == keep {
 			continue
 		}
-		os.Remove(filepath.Join(dir, name+".pack"))
-		os.Remove(filepath.Join(dir, name+".idx"))
+		for _, ext := range []string{".pack", ".idx"} {
+			if p := temps.moveOut(filepath.Join(dir, name+ext)); p != "" {
+				out = append(out, p)
+			}
+		}
 	}
+	return out
 }
 
 // adoptablePackSize bounds the packs found at start that the housekeeper

@@ -168,7 +168,7 @@ func TestMergeUsesTheCommittersDeltas(t *testing.T) {
 	if n := s.hints.len(); n != 0 {
 		t.Errorf("%d hints left after merging every pack", n)
 	}
-	s.objs.locked(func() { removePacks(dir, names, merged) })
+	s.objs.locked(func() { removePacks(dir, names, merged, nil) })
 	s.Close()
 	runGit(t, dir, "fsck", "--strict", "--no-dangling")
 	whole, deltas := 0, 0
