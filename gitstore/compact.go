@@ -577,7 +577,7 @@ func (tb *treeBases) hinted(h plumbing.Hash, off uint32, merged map[plumbing.Has
 	var raw bytes.Buffer
 	writeObjectHeader(&raw, packOfsDelta, len(hint.delta))
 	writeDeltaOffset(&raw, off-baseOff)
-	return appendStored(raw.Bytes(), hint.delta)
+	return appendStored(raw.Bytes(), len(hint.delta), hint.delta)
 }
 
 // chain records that the entry at off is a delta against the one at base.
@@ -649,7 +649,7 @@ func (tb *treeBases) add(off uint32, z []byte, size uint64) ([]byte, error) {
 	var raw bytes.Buffer
 	writeObjectHeader(&raw, packOfsDelta, len(delta))
 	writeDeltaOffset(&raw, off-base.off)
-	return appendStored(raw.Bytes(), delta), nil
+	return appendStored(raw.Bytes(), len(delta), delta), nil
 }
 
 // firstEntry returns the first entry of an encoded tree, hash included.

@@ -18,20 +18,137 @@ const maxDeltaDepth = 50
 func deltaOf(base, target []byte) []byte {
 	p := commonPrefix(base, target)
 	s := commonSuffix(base[p:], target[p:])
-	mid := target[p : len(target)-s]
-	if len(mid)+64 > len(target)/2 {
+	if len(target)-p-s+64 > len(target)/2 {
 		return nil
 	}
+	return encodeDelta(len(base), p, s, target[p:len(target)-s])
+}
+
+// deltaOfTrees is deltaOf for trees. The chunks the two share are skipped
+// without reading them, so its cost follows the size of the change.
+func deltaOfTrees(base, target tree) []byte {
+	if base.n == 0 || target.n == 0 {
+		return nil
+	}
+	a, b := base.chunks, target.chunks
+	p := sharedPrefix(a, b)
+	s := min(sharedSuffix(a, b), min(base.size, target.size)-p)
+	if target.size-p-s+64 > target.size/2 {
+		return nil
+	}
+	mid := make([]byte, 0, target.size-p-s)
+	pos := 0
+	for _, c := range b {
+		lo, hi := max(p-pos, 0), min(target.size-s-pos, len(c.data))
+		if lo < hi {
+			mid = append(mid, c.data[lo:hi]...)
+		}
+		pos += len(c.data)
+	}
+	return encodeDelta(base.size, p, s, mid)
+}
+
+// encodeDelta is the delta that copies the first p bytes of a base of
+// baseSize bytes, inserts mid, then copies the base's last s bytes.
+func encodeDelta(baseSize, p, s int, mid []byte) []byte {
 	d := make([]byte, 0, len(mid)+len(mid)/127+32)
-	d = appendDeltaSize(d, len(base))
-	d = appendDeltaSize(d, len(target))
+	d = appendDeltaSize(d, baseSize)
+	d = appendDeltaSize(d, p+len(mid)+s)
 	d = appendCopy(d, 0, p)
 	for len(mid) > 0 {
 		n := min(len(mid), 127)
 		d = append(append(d, byte(n)), mid[:n]...)
 		mid = mid[n:]
 	}
-	return appendCopy(d, len(base)-s, s)
+	return appendCopy(d, baseSize-s, s)
+}
+
+// sameChunk tells whether two chunks are the same memory (one tree made
+// from the other shares the chunks it did not edit).
+func sameChunk(x, y []byte) bool {
+	return len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0])
+}
+
+// sharedPrefix returns how many leading bytes the trees of chunks a and b
+// share.
+func sharedPrefix(a, b []treeChunk) int {
+	p := 0
+	ai, bi, ao, bo := 0, 0, 0, 0 // chunk, and offset in it
+	for ai < len(a) && bi < len(b) {
+		x, y := a[ai].data[ao:], b[bi].data[bo:]
+		if ao == 0 && bo == 0 && sameChunk(x, y) {
+			p += len(x)
+			ai, bi = ai+1, bi+1
+			continue
+		}
+		n := min(len(x), len(y))
+		c := commonPrefix(x[:n], y[:n])
+		p += c
+		if c < n {
+			return p
+		}
+		ao, bo = ao+n, bo+n
+		if ao == len(a[ai].data) {
+			ai, ao = ai+1, 0
+		}
+		if bo == len(b[bi].data) {
+			bi, bo = bi+1, 0
+		}
+	}
+	return p
+}
+
+// sharedSuffix returns how many trailing bytes the trees of chunks a and b
+// share.
+func sharedSuffix(a, b []treeChunk) int {
+	s := 0
+	ai, bi := len(a)-1, len(b)-1
+	ae, be := 0, 0 // end of what is left of chunks ai and bi
+	if ai >= 0 {
+		ae = len(a[ai].data)
+	}
+	if bi >= 0 {
+		be = len(b[bi].data)
+	}
+	for ai >= 0 && bi >= 0 {
+		x, y := a[ai].data[:ae], b[bi].data[:be]
+		if ae == len(a[ai].data) && be == len(b[bi].data) && sameChunk(x, y) {
+			s += len(x)
+		} else {
+			n := min(len(x), len(y))
+			c := commonSuffix(x[len(x)-n:], y[len(y)-n:])
+			s += c
+			if c < n {
+				return s
+			}
+			ae, be = ae-n, be-n
+			if ae > 0 && be > 0 {
+				continue
+			}
+			if ae > 0 {
+				bi--
+				if bi >= 0 {
+					be = len(b[bi].data)
+				}
+				continue
+			}
+			if be > 0 {
+				ai--
+				if ai >= 0 {
+					ae = len(a[ai].data)
+				}
+				continue
+			}
+		}
+		ai, bi = ai-1, bi-1
+		if ai >= 0 {
+			ae = len(a[ai].data)
+		}
+		if bi >= 0 {
+			be = len(b[bi].data)
+		}
+	}
+	return s
 }
 
 // commonPrefix returns how many leading bytes a and b share, comparing

@@ -202,7 +202,7 @@ func (c *treeCache) put(h plumbing.Hash, t tree) {
 }
 
 func (c *treeCache) putLocked(h plumbing.Hash, t tree) {
-	if t.data == nil {
+	if t.n == 0 {
 		return
 	}
 	if it, ok := c.items[h]; ok {

@@ -20,6 +20,9 @@ import (
 type object struct {
 	typ  plumbing.ObjectType
 	data []byte
+	// tree is the content of a tree object made by editTree (data is then
+	// nil): kept in chunks, never copied into one piece.
+	tree tree
 	hash plumbing.Hash
 	// base, when not negative, is the index in the batch of an earlier
 	// version of the same tree, which the pack may store this one as a
@@ -31,18 +34,46 @@ func newObject(typ plumbing.ObjectType, data []byte) object {
 	return object{typ: typ, data: data, hash: hashObject(typ, data), base: -1}
 }
 
+// newTreeObject is the object of tree t.
+func newTreeObject(t tree) object {
+	return object{typ: plumbing.TreeObject, tree: t, hash: hashParts(plumbing.TreeObject, t.size, t.parts()...), base: -1}
+}
+
+// size is the length of the object's content.
+func (o *object) size() int {
+	if o.tree.n > 0 {
+		return o.tree.size
+	}
+	return len(o.data)
+}
+
+// parts is the object's content, in one or more pieces.
+func (o *object) parts() [][]byte {
+	if o.tree.n > 0 {
+		return o.tree.parts()
+	}
+	return [][]byte{o.data}
+}
+
 // hashObject is the Git object id of data: the SHA-1 of its header and
 // content. (go-git's own hashing detects SHA-1 collision attacks, which
 // costs about ten times as much; gitstore only hashes content it made.)
 func hashObject(typ plumbing.ObjectType, data []byte) plumbing.Hash {
+	return hashParts(typ, len(data), data)
+}
+
+// hashParts is hashObject of the content made of parts, size bytes in all.
+func hashParts(typ plumbing.ObjectType, size int, parts ...[]byte) plumbing.Hash {
 	var hdr [32]byte
 	b := append(hdr[:0], typ.String()...)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(data)), 10)
+	b = strconv.AppendInt(b, int64(size), 10)
 	b = append(b, 0)
 	h := sha1.New()
 	h.Write(b)
-	h.Write(data)
+	for _, p := range parts {
+		h.Write(p)
+	}
 	var out plumbing.Hash
 	h.Sum(out[:0])
 	return out
@@ -174,62 +205,73 @@ func buildIndex(entries []packEntry, packSum [20]byte) []byte {
 // everything.
 func encodePack(objs []object, buf []byte) (*encodedPack, error) {
 	size := 0
-	for _, o := range objs {
-		size += len(o.data) + 32
+	for i := range objs {
+		size += objs[i].size() + 32
 	}
 	b := newPackBuilder(len(objs), size, buf)
 	var hdr bytes.Buffer
-	for _, o := range objs {
+	for i := range objs {
+		o := &objs[i]
 		if _, dup := b.offsets[o.hash]; dup {
 			continue
 		}
 		hdr.Reset()
-		data := o.data
 		if o.base >= 0 && o.depth <= maxDeltaDepth {
-			if d := deltaOf(objs[o.base].data, o.data); d != nil {
-				data = d
+			if d := deltaOfTrees(objs[o.base].tree, o.tree); d != nil {
 				writeObjectHeader(&hdr, packOfsDelta, len(d))
 				writeDeltaOffset(&hdr, uint32(b.buf.Len())-b.offsets[objs[o.base].hash])
+				b.addStored(o.hash, hdr.Bytes(), len(d), d)
+				continue
 			}
 		}
-		if hdr.Len() == 0 {
-			writeObjectHeader(&hdr, packTypes[o.typ], len(data))
-		}
-		b.addStored(o.hash, hdr.Bytes(), data)
+		writeObjectHeader(&hdr, packTypes[o.typ], o.size())
+		b.addStored(o.hash, hdr.Bytes(), o.size(), o.parts()...)
 	}
 	return b.finish(), nil
 }
 
-// addStored appends an entry: its header, then data as a zlib stream of
-// stored (uncompressed) deflate blocks.
-func (b *packBuilder) addStored(h plumbing.Hash, header, data []byte) {
+// addStored appends an entry: its header, then its content (size bytes,
+// in parts) as a zlib stream of stored (uncompressed) deflate blocks.
+func (b *packBuilder) addStored(h plumbing.Hash, header []byte, size int, parts ...[]byte) {
 	off := b.buf.Len()
 	b.buf.Write(header)
-	b.buf.Write(appendStored(b.buf.AvailableBuffer(), data))
+	b.buf.Write(appendStored(b.buf.AvailableBuffer(), size, parts...))
 	b.offsets[h] = uint32(off)
 	b.entries = append(b.entries, packEntry{hash: h, offset: uint32(off)})
 }
 
-// appendStored appends data to dst as a zlib stream of stored
-// (uncompressed) deflate blocks: what git's zlib inflates at memory speed,
-// made without running a compressor.
-func appendStored(dst, data []byte) []byte {
+// appendStored appends the content made of parts (size bytes in all) to
+// dst as a zlib stream of stored (uncompressed) deflate blocks: what git's
+// zlib inflates at memory speed, made without running a compressor.
+func appendStored(dst []byte, size int, parts ...[]byte) []byte {
 	dst = append(dst, 0x78, 0x01) // zlib header: deflate, 32K window, no dictionary
-	rest := data
+	sum := adler32.New()
+	left := size
+	part, at := 0, 0 // where in parts the next byte is
 	for {
-		n := min(len(rest), 0xffff)
+		n := min(left, 0xffff)
 		final := byte(0)
-		if n == len(rest) {
+		if n == left {
 			final = 1
 		}
 		dst = append(dst, final, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
-		dst = append(dst, rest[:n]...)
-		rest = rest[n:]
+		for n > 0 {
+			for at == len(parts[part]) {
+				part, at = part+1, 0
+			}
+			k := min(n, len(parts[part])-at)
+			piece := parts[part][at : at+k]
+			dst = append(dst, piece...)
+			sum.Write(piece)
+			at += k
+			n -= k
+			left -= k
+		}
 		if final == 1 {
 			break
 		}
 	}
-	return binary.BigEndian.AppendUint32(dst, adler32.Checksum(data))
+	return binary.BigEndian.AppendUint32(dst, sum.Sum32())
 }
 
 // writeDeltaOffset writes how far back an OFS_DELTA entry's base starts,

@@ -25,30 +25,54 @@ type treeEntry struct {
 
 func (e treeEntry) isTree() bool { return e.mode == modeTree }
 
-// tree is a Git tree kept in its encoded form (the object's content) with
-// the offset of every entry: it holds no pointers for the garbage
-// collector to follow however many entries it has, encoding it costs
-// nothing, and an edit is one copy of the bytes. Entries are in Git's
-// order. A tree is never changed once made; set returns a new one.
+// tree is a Git tree kept in its encoded form (the object's content), cut
+// into chunks of whole entries, each with the offset of its entries. A
+// tree is never changed once made: set returns a new one that shares
+// every chunk but the one it edits, so changing one entry of a folder of
+// hundreds of files copies a chunk of a few kilobytes, not the folder's
+// whole tree. Trees hold no pointers for the garbage collector to follow
+// besides one slice per chunk. Entries are in Git's order.
 type tree struct {
-	data []byte
-	offs []uint32 // start of each entry in data
+	chunks []treeChunk
+	n      int // entries
+	size   int // encoded bytes
 }
 
+// treeChunk is a run of whole entries of a tree.
+type treeChunk struct {
+	data  []byte   // the entries' encoding; never appended to
+	offs  []uint32 // start of each entry in data
+	first int      // index in the tree of the chunk's first entry
+}
+
+// Chunk sizes: decodeTree cuts a tree into chunks of about chunkTarget
+// bytes, and set splits a chunk that grows beyond chunkMax in two.
+const (
+	chunkTarget = 2048
+	chunkMax    = 4096
+)
+
 // len is the number of entries.
-func (t tree) len() int { return len(t.offs) }
+func (t tree) len() int { return t.n }
+
+// locate returns the chunk holding entry i and i's index in that chunk.
+func (t tree) locate(i int) (int, int) {
+	lo, hi := 0, len(t.chunks)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.chunks[m].first <= i {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo - 1, i - t.chunks[lo-1].first
+}
 
 // raw returns the i-th entry's mode, name and hash without copying.
 func (t tree) raw(i int) (mode uint32, name []byte, hash plumbing.Hash) {
-	e := t.data[t.offs[i]:]
-	sp := bytes.IndexByte(e, ' ')
-	for _, c := range e[:sp] {
-		mode = mode<<3 | uint32(c-'0')
-	}
-	e = e[sp+1:]
-	nul := bytes.IndexByte(e, 0)
-	copy(hash[:], e[nul+1:nul+21])
-	return mode, e[:nul], hash
+	c, j := t.locate(i)
+	return t.chunks[c].raw(j)
 }
 
 // entry returns the i-th entry.
@@ -57,18 +81,63 @@ func (t tree) entry(i int) treeEntry {
 	return treeEntry{name: string(name), mode: mode, hash: hash}
 }
 
-// end returns where the i-th entry ends.
-func (t tree) end(i int) int {
-	if i+1 < len(t.offs) {
-		return int(t.offs[i+1])
+// raw returns the chunk's j-th entry's mode, name and hash without copying.
+func (c *treeChunk) raw(j int) (mode uint32, name []byte, hash plumbing.Hash) {
+	e := c.data[c.offs[j]:]
+	sp := bytes.IndexByte(e, ' ')
+	for _, ch := range e[:sp] {
+		mode = mode<<3 | uint32(ch-'0')
 	}
-	return len(t.data)
+	e = e[sp+1:]
+	nul := bytes.IndexByte(e, 0)
+	copy(hash[:], e[nul+1:nul+21])
+	return mode, e[:nul], hash
 }
 
-// decodeTree checks a tree object's content and indexes its entries.
+// end returns where the chunk's j-th entry ends.
+func (c *treeChunk) end(j int) int {
+	if j+1 < len(c.offs) {
+		return int(c.offs[j+1])
+	}
+	return len(c.data)
+}
+
+// parts returns the tree's encoding as the list of its chunks' bytes.
+func (t tree) parts() [][]byte {
+	out := make([][]byte, len(t.chunks))
+	for i := range t.chunks {
+		out[i] = t.chunks[i].data
+	}
+	return out
+}
+
+// bytes returns the tree's encoding in one piece (a copy).
+func (t tree) bytes() []byte {
+	b := make([]byte, 0, t.size)
+	for _, c := range t.chunks {
+		b = append(b, c.data...)
+	}
+	return b
+}
+
+// decodeTree checks a tree object's content and indexes its entries. The
+// tree's chunks share data's memory, which must not change afterwards.
 func decodeTree(data []byte) (tree, error) {
-	t := tree{data: data, offs: make([]uint32, 0, len(data)/48+1)}
+	t := tree{size: len(data)}
+	offs := make([]uint32, 0, len(data)/48+1)
+	start, startEntry := 0, 0 // of the chunk being cut
+	cut := func(at int) {
+		o := offs[startEntry:len(offs):len(offs)]
+		for k := range o {
+			o[k] -= uint32(start)
+		}
+		t.chunks = append(t.chunks, treeChunk{data: data[start:at:at], offs: o, first: startEntry})
+		start, startEntry = at, len(offs)
+	}
 	for at := 0; at < len(data); {
+		if at-start >= chunkTarget {
+			cut(at)
+		}
 		e := data[at:]
 		sp := bytes.IndexByte(e, ' ')
 		if sp <= 0 || sp > 7 {
@@ -83,9 +152,13 @@ func decodeTree(data []byte) (tree, error) {
 		if nul < 0 || len(e) < sp+1+nul+1+20 {
 			return tree{}, fmt.Errorf("decode tree: truncated entry")
 		}
-		t.offs = append(t.offs, uint32(at))
+		offs = append(offs, uint32(at))
 		at += sp + 1 + nul + 1 + 20
 	}
+	if len(offs) > startEntry {
+		cut(len(data))
+	}
+	t.n = len(offs)
 	return t, nil
 }
 
@@ -142,65 +215,131 @@ func compareKey(a []byte, aDir bool, b []byte, bDir bool) int {
 // find returns the index of the entry named name of this kind, or where
 // it would go.
 func (t tree) find(name string, isTree bool) (int, bool) {
+	if t.n == 0 {
+		return 0, false
+	}
 	key := []byte(name)
-	lo, hi := 0, t.len()
+	// The chunk: the last one whose first entry sorts before key (or the
+	// first chunk).
+	lo, hi := 1, len(t.chunks)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		mode, n, _ := t.raw(m)
+		mode, n, _ := t.chunks[m].raw(0)
+		if compareKey(n, mode == modeTree, key, isTree) <= 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	c := &t.chunks[lo-1]
+	lo, hi = 0, len(c.offs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		mode, n, _ := c.raw(m)
 		if compareKey(n, mode == modeTree, key, isTree) < 0 {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	if lo < t.len() {
-		mode, n, _ := t.raw(lo)
-		return lo, string(n) == name && (mode == modeTree) == isTree
+	if lo < len(c.offs) {
+		mode, n, _ := c.raw(lo)
+		return c.first + lo, string(n) == name && (mode == modeTree) == isTree
 	}
-	return lo, false
+	return c.first + lo, false
 }
 
 // set returns t with e in it (replacing the entry of the same name and
-// kind), or without that entry when e's hash is zero. t is not changed.
+// kind), or without that entry when e's hash is zero. t is not changed:
+// the new tree shares all of t's chunks but the one holding e.
 func (t tree) set(e treeEntry) tree {
 	i, found := t.find(e.name, e.isTree())
 	switch {
 	case e.hash.IsZero() && !found:
 		return t
 	case e.hash.IsZero():
-		start, end := int(t.offs[i]), t.end(i)
-		data := make([]byte, 0, len(t.data)-(end-start))
-		data = append(append(data, t.data[:start]...), t.data[end:]...)
-		offs := make([]uint32, 0, len(t.offs)-1)
-		offs = append(offs, t.offs[:i]...)
-		for _, o := range t.offs[i+1:] {
-			offs = append(offs, o-uint32(end-start))
+		ci, j := t.locate(i)
+		c := &t.chunks[ci]
+		start, end := int(c.offs[j]), c.end(j)
+		chunks := slices.Clone(t.chunks)
+		if len(c.offs) == 1 {
+			chunks = slices.Delete(chunks, ci, ci+1)
+		} else {
+			data := make([]byte, 0, len(c.data)-(end-start))
+			data = append(append(data, c.data[:start]...), c.data[end:]...)
+			offs := make([]uint32, 0, len(c.offs)-1)
+			offs = append(offs, c.offs[:j]...)
+			for _, o := range c.offs[j+1:] {
+				offs = append(offs, o-uint32(end-start))
+			}
+			chunks[ci] = treeChunk{data: data, offs: offs, first: c.first}
+			ci++
 		}
-		return tree{data: data, offs: offs}
+		for k := ci; k < len(chunks); k++ {
+			chunks[k].first--
+		}
+		return tree{chunks: chunks, n: t.n - 1, size: t.size - (end - start)}
 	case found:
 		// Same name and kind: only the hash differs, at the entry's end.
-		if _, _, h := t.raw(i); h == e.hash {
+		ci, j := t.locate(i)
+		c := t.chunks[ci]
+		if _, _, h := c.raw(j); h == e.hash {
 			return t
 		}
-		data := slices.Clone(t.data)
-		copy(data[t.end(i)-20:], e.hash[:])
-		return tree{data: data, offs: t.offs}
+		data := slices.Clone(c.data)
+		copy(data[c.end(j)-20:], e.hash[:])
+		chunks := slices.Clone(t.chunks)
+		chunks[ci].data = data // offsets unchanged: shared
+		return tree{chunks: chunks, n: t.n, size: t.size}
 	default:
-		var start int
-		if i < t.len() {
-			start = int(t.offs[i])
-		} else {
-			start = len(t.data)
-		}
 		enc := appendEntry(nil, e)
-		data := make([]byte, 0, len(t.data)+len(enc))
-		data = append(append(append(data, t.data[:start]...), enc...), t.data[start:]...)
-		offs := make([]uint32, 0, len(t.offs)+1)
-		offs = append(append(offs, t.offs[:i]...), uint32(start))
-		for _, o := range t.offs[i:] {
+		if t.n == 0 {
+			return tree{chunks: []treeChunk{{data: enc, offs: []uint32{0}}}, n: 1, size: len(enc)}
+		}
+		var ci, j int
+		if i == t.n {
+			ci = len(t.chunks) - 1
+			j = len(t.chunks[ci].offs)
+		} else {
+			ci, j = t.locate(i)
+		}
+		c := &t.chunks[ci]
+		start := len(c.data)
+		if j < len(c.offs) {
+			start = int(c.offs[j])
+		}
+		data := make([]byte, 0, len(c.data)+len(enc))
+		data = append(append(append(data, c.data[:start]...), enc...), c.data[start:]...)
+		offs := make([]uint32, 0, len(c.offs)+1)
+		offs = append(append(offs, c.offs[:j]...), uint32(start))
+		for _, o := range c.offs[j:] {
 			offs = append(offs, o+uint32(len(enc)))
 		}
-		return tree{data: data, offs: offs}
+		edited := []treeChunk{{data: data, offs: offs, first: c.first}}
+		if len(data) > chunkMax && len(offs) > 1 {
+			edited = splitChunk(edited[0])
+		}
+		chunks := make([]treeChunk, 0, len(t.chunks)+len(edited)-1)
+		chunks = append(append(append(chunks, t.chunks[:ci]...), edited...), t.chunks[ci+1:]...)
+		for k := ci + len(edited); k < len(chunks); k++ {
+			chunks[k].first++
+		}
+		return tree{chunks: chunks, n: t.n + 1, size: t.size + len(enc)}
+	}
+}
+
+// splitChunk cuts a chunk in two halves of whole entries; both keep
+// sharing its memory.
+func splitChunk(c treeChunk) []treeChunk {
+	k := len(c.offs) / 2
+	at := c.offs[k]
+	second := make([]uint32, len(c.offs)-k)
+	for i, o := range c.offs[k:] {
+		second[i] = o - at
+	}
+	return []treeChunk{
+		{data: c.data[:at:at], offs: c.offs[:k:k], first: c.first},
+		{data: c.data[at:], offs: second, first: c.first + k},
 	}
 }
 
@@ -278,11 +417,11 @@ func editTree(src treeSource, dir string, root plumbing.Hash, changes map[string
 	if t.len() == 0 {
 		return plumbing.ZeroHash, nil
 	}
-	o := newObject(plumbing.TreeObject, t.data)
+	o := newTreeObject(t)
 	if _, inBatch := out.latest[dir]; !inBatch && !root.IsZero() && o.hash != root {
 		// Stored whole in this pack: leave the merge its delta against the
 		// version it replaces (see hints.go).
-		if d := deltaOf(before.data, t.data); d != nil {
+		if d := deltaOfTrees(before, t); d != nil {
 			out.hints = append(out.hints, treeHint{tree: o.hash, base: root, delta: d})
 		}
 	}
