@@ -70,6 +70,7 @@ func Message(subject, body string, trailers ...Trailer) string {
 // encodeCommit makes a commit object.
 func encodeCommit(treeHash, parent plumbing.Hash, author, committer Signature, when time.Time, message string) object {
 	var b bytes.Buffer
+	b.Grow(256 + len(message)) // the headers and signatures fit
 	fmt.Fprintf(&b, "tree %s\n", treeHash)
 	if !parent.IsZero() {
 		fmt.Fprintf(&b, "parent %s\n", parent)

@@ -314,7 +314,16 @@ func (s *Store) build(reqs []*request, head, root plumbing.Hash, prev *View) (*b
 	b := &batch{reqs: reqs, view: newView(s.idx), parent: head, started: time.Now()}
 	b.view.prev = prev
 	parent := head
-	objs := newBatchObjects()
+	objs := s.spareObjs
+	if objs == nil {
+		objs = newBatchObjects()
+	}
+	s.spareObjs = nil
+	defer func() {
+		// Encoded (or failed): the list's memory serves the next batch.
+		objs.reset()
+		s.spareObjs = objs
+	}()
 	now := s.opts.Now().Truncate(time.Second)
 	for _, r := range reqs {
 		r.res = outcome{}

@@ -171,8 +171,9 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 		}
 	}()
 	r := bufio.NewReaderSize(nil, 64<<10) // one for every source
+	var buf []byte                        // an entry's bytes, for every source
 	for _, src := range srcs {
-		if err := copyPack(out, r, src.stem, src.entries, merged, bases, &entries); err != nil {
+		if err := copyPack(out, r, &buf, src.stem, src.entries, merged, bases, &entries); err != nil {
 			return "", fmt.Errorf("merge %s: %w", filepath.Base(src.stem), err)
 		}
 	}
@@ -245,7 +246,7 @@ func (p *pacer) pace() {
 // objects already merged (whose offsets its deltas then use). Whole trees
 // become deltas against an earlier version of the same folder when bases
 // has one.
-func copyPack(out *packStream, r *bufio.Reader, stem string, entries []packEntry, merged map[plumbing.Hash]uint32, bases *treeBases, added *[]packEntry) error {
+func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entries []packEntry, merged map[plumbing.Hash]uint32, bases *treeBases, added *[]packEntry) error {
 	f, err := os.Open(stem + ".pack")
 	if err != nil {
 		return err
@@ -261,7 +262,8 @@ func copyPack(out *packStream, r *bufio.Reader, stem string, entries []packEntry
 		return err
 	}
 	moved := make(map[uint32]uint32, len(entries)) // offset here → offset in out
-	var buf []byte
+	buf := *bufp
+	defer func() { *bufp = buf }()
 	var rewritten bytes.Buffer
 	for i, e := range entries {
 		next := end
@@ -545,6 +547,7 @@ type treeBases struct {
 	depth   map[uint32]int        // output offset of a tree → its delta chain depth
 	held    int                   // bytes of tree data in byFirst
 	zr      io.ReadCloser
+	spare   [][]byte // data of bases dropped, for the next trees inflated
 
 	hints *deltaHints // deltas the committer made (nil: none)
 }
@@ -603,13 +606,15 @@ func (tb *treeBases) add(off uint32, z []byte, size uint64) ([]byte, error) {
 	if size > uint64(len(z))*1032+64 { // deflate expands at most 1032:1
 		return nil, fmt.Errorf("tree of %d bytes in %d compressed: corrupt header", size, len(z))
 	}
-	data := make([]byte, size)
+	data := tb.buffer(int(size))
 	if _, err := io.ReadFull(tb.zr, data); err != nil {
+		tb.drop(data)
 		return nil, err
 	}
 	first := firstEntry(data)
 	if first == nil {
 		tb.depth[off] = 0
+		tb.drop(data)
 		return nil, nil
 	}
 	name := string(first[:len(first)-20])
@@ -632,9 +637,16 @@ func (tb *treeBases) add(off uint32, z []byte, size uint64) ([]byte, error) {
 		keep := cands[:min(len(cands), 1)]
 		for _, c := range cands[len(keep):] {
 			tb.held -= len(c.data)
+			tb.drop(c.data)
 		}
 		if tb.held+len(data) > maxTreeBaseBytes {
-			clear(tb.byFirst) // bounded memory: forget, and find bases anew
+			// Bounded memory: forget, and find bases anew.
+			for _, cs := range tb.byFirst {
+				for _, c := range cs {
+					tb.drop(c.data)
+				}
+			}
+			clear(tb.byFirst)
 			tb.held, keep = 0, nil
 		}
 		tb.byFirst[name] = append([]treeBase{self}, keep...)
@@ -645,11 +657,36 @@ func (tb *treeBases) add(off uint32, z []byte, size uint64) ([]byte, error) {
 	self.depth = base.depth + 1
 	tb.depth[off] = self.depth
 	tb.held += len(data) - len(base.data)
+	tb.drop(base.data)
 	cands[best] = self
 	var raw bytes.Buffer
 	writeObjectHeader(&raw, packOfsDelta, len(delta))
 	writeDeltaOffset(&raw, off-base.off)
 	return appendStored(raw.Bytes(), len(delta), delta), nil
+}
+
+// buffer returns n bytes to inflate a tree into: a dropped base's memory
+// when one is large enough.
+func (tb *treeBases) buffer(n int) []byte {
+	for i := len(tb.spare) - 1; i >= 0; i-- {
+		if b := tb.spare[i]; cap(b) >= n {
+			tb.spare = slices.Delete(tb.spare, i, i+1)
+			return b[:n]
+		}
+	}
+	// Room to grow: the next versions of a folder are often larger.
+	return make([]byte, n, n+n/8)
+}
+
+// maxSpareBases bounds the dropped bases kept for reuse.
+const maxSpareBases = 64
+
+// drop keeps the memory of a base no longer used (nothing else refers to
+// it: a base's data is only read while it is a base) for buffer.
+func (tb *treeBases) drop(b []byte) {
+	if len(tb.spare) < maxSpareBases {
+		tb.spare = append(tb.spare, b[:0])
+	}
 }
 
 // firstEntry returns the first entry of an encoded tree, hash included.

@@ -77,6 +77,9 @@ type Store struct {
 	ref   refFile
 	objs  *objectReader
 	trees *treeCache
+	// spareObjs is the object list of the last batch built, emptied, for
+	// the next one (used by the committer goroutine only).
+	spareObjs *batchObjects
 	hist  *history
 
 	queue   chan *request

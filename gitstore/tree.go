@@ -361,6 +361,15 @@ func newBatchObjects() *batchObjects {
 	return &batchObjects{latest: map[string]int{}}
 }
 
+// reset empties b for another batch, keeping its memory but nothing the
+// objects referred to.
+func (b *batchObjects) reset() {
+	clear(b.objs)
+	b.objs = b.objs[:0]
+	clear(b.latest)
+	b.hints = nil
+}
+
 func (b *batchObjects) add(o object) { b.objs = append(b.objs, o) }
 
 // addTree adds the new version of the directory dir, linked to the
