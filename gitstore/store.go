@@ -80,7 +80,7 @@ type Store struct {
 	// spareObjs is the object list of the last batch built, emptied, for
 	// the next one (used by the committer goroutine only).
 	spareObjs *batchObjects
-	hist  *history
+	hist      *history
 
 	queue   chan *request
 	quit    chan struct{}
