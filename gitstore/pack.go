@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"hash/adler32"
 	"hash/crc32"
 	"os"
@@ -36,7 +37,13 @@ func newObject(typ plumbing.ObjectType, data []byte) object {
 
 // newTreeObject is the object of tree t.
 func newTreeObject(t tree) object {
-	return object{typ: plumbing.TreeObject, tree: t, hash: hashParts(plumbing.TreeObject, t.size, t.parts()...), base: -1}
+	h := objectHasher(plumbing.TreeObject, t.size)
+	for i := range t.chunks {
+		h.Write(t.chunks[i].data)
+	}
+	o := object{typ: plumbing.TreeObject, tree: t, base: -1}
+	h.Sum(o.hash[:0])
+	return o
 }
 
 // size is the length of the object's content.
@@ -59,11 +66,16 @@ func (o *object) parts() [][]byte {
 // content. (go-git's own hashing detects SHA-1 collision attacks, which
 // costs about ten times as much; gitstore only hashes content it made.)
 func hashObject(typ plumbing.ObjectType, data []byte) plumbing.Hash {
-	return hashParts(typ, len(data), data)
+	h := objectHasher(typ, len(data))
+	h.Write(data)
+	var out plumbing.Hash
+	h.Sum(out[:0])
+	return out
 }
 
-// hashParts is hashObject of the content made of parts, size bytes in all.
-func hashParts(typ plumbing.ObjectType, size int, parts ...[]byte) plumbing.Hash {
+// objectHasher returns a SHA-1 that has hashed the header of an object of
+// this type and size; the content comes next.
+func objectHasher(typ plumbing.ObjectType, size int) hash.Hash {
 	var hdr [32]byte
 	b := append(hdr[:0], typ.String()...)
 	b = append(b, ' ')
@@ -71,12 +83,7 @@ func hashParts(typ plumbing.ObjectType, size int, parts ...[]byte) plumbing.Hash
 	b = append(b, 0)
 	h := sha1.New()
 	h.Write(b)
-	for _, p := range parts {
-		h.Write(p)
-	}
-	var out plumbing.Hash
-	h.Sum(out[:0])
-	return out
+	return h
 }
 
 // Pack entry type codes.
