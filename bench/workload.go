@@ -11,12 +11,15 @@ import (
 // seedTime is the creation time of every seeded record.
 var seedTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// seedID is the id of the i-th seeded deployment.
+func seedID(i int) string { return fmt.Sprintf("00000000-0000-7000-9000-%012d", i) }
+
 // seedDeployment is the i-th seeded deployment of a repository whose
 // clusters are clusterIDs.
 func seedDeployment(i int, userID string, clusterIDs []string) *schema.Deployment {
 	img, replicas := "nginx:1.27", int64(1)
 	return &schema.Deployment{APIVersion: schema.APIVersion, Kind: schema.KindDeployment,
-		Metadata: schema.Metadata{ID: fmt.Sprintf("00000000-0000-7000-9000-%012d", i), UserID: userID, CreatedAt: seedTime, UpdatedAt: seedTime},
+		Metadata: schema.Metadata{ID: seedID(i), UserID: userID, CreatedAt: seedTime, UpdatedAt: seedTime},
 		Spec: schema.Spec{ClusterID: clusterIDs[i%len(clusterIDs)], Name: fmt.Sprintf("seed-%06d", i), AppType: schema.AppWebApp,
 			DeploymentType: schema.TypeDocker, DockerImage: &img, Replicas: &replicas}}
 }
@@ -55,7 +58,7 @@ type Workload struct {
 func (wl *Workload) Write(w, i int) (*Write, error) {
 	s := wl.Seed
 	var d *schema.Deployment
-	create := i%2 == 0 || len(s.IDs) == 0
+	create := i%2 == 0 || s.Deployments == 0
 	if create {
 		img, replicas := "nginx:1.27", int64(1)
 		d = &schema.Deployment{APIVersion: schema.APIVersion, Kind: schema.KindDeployment,
@@ -65,9 +68,9 @@ func (wl *Workload) Write(w, i int) (*Write, error) {
 	} else {
 		// The k-th update of writer w goes to its k-th own seeded deployment,
 		// round robin.
-		own := (len(s.IDs) - w + wl.Writers - 1) / wl.Writers
+		own := (s.Deployments - w + wl.Writers - 1) / wl.Writers
 		if own == 0 {
-			own, w = 1, w%len(s.IDs)
+			own, w = 1, w%s.Deployments
 		}
 		k := (i / 2) % own
 		d = seedDeployment(w+k*wl.Writers, s.UserID, s.ClusterIDs)

@@ -70,7 +70,7 @@ func timed(b *testing.B, op func(i int)) {
 func BenchmarkGetByID50k(b *testing.B) {
 	seed, s := openSeeded(b)
 	timed(b, func(i int) {
-		id := seed.IDs[(i*7919)%len(seed.IDs)]
+		id := seed.ID((i * 7919) % seed.Deployments)
 		var r *gitstore.Record
 		s.Read(func(v *gitstore.View) { r = v.Deployment(id) })
 		if r == nil {
@@ -95,7 +95,7 @@ func BenchmarkDiffOneFile50k(b *testing.B) {
 	seed, s := openSeeded(b)
 	before := s.Head()
 	var rec *gitstore.Record
-	s.Read(func(v *gitstore.View) { rec = v.Deployment(seed.IDs[123]) })
+	s.Read(func(v *gitstore.View) { rec = v.Deployment(seed.ID(123)) })
 	d := *rec.Deployment
 	replicas := int64(5)
 	d.Spec.Replicas = &replicas

@@ -152,7 +152,7 @@ func benchStore(c *cli.Context) error {
 		return closeErr
 	}
 	fmt.Fprintf(out, "store: deployments=%d clusters=%d writers=%d rate=%s writes=%d errors=%d elapsed_s=%.1f open_s=%.2f history_s=%.2f\n",
-		len(seed.IDs), len(seed.ClusterIDs), wl.Writers, rateName(c.Float64("rate")), res.Writes, res.Errors, res.Elapsed.Seconds(), opened.Seconds(), historyBuilt.Seconds())
+		seed.Deployments, len(seed.ClusterIDs), wl.Writers, rateName(c.Float64("rate")), res.Writes, res.Errors, res.Elapsed.Seconds(), opened.Seconds(), historyBuilt.Seconds())
 	if c.Bool("check") {
 		if err := checkStoreRun(seed.Dir, before, after, res.Writes, out); err != nil {
 			return err
@@ -163,7 +163,7 @@ func benchStore(c *cli.Context) error {
 	fmt.Fprintf(out, "memory: rss_peak_mb=%d of which file-backed (the binary) %d\n", rss, binary)
 	line := res.Line(rss)
 	fmt.Fprintln(out, line)
-	return appendResult(c.String("results"), fmt.Sprintf("store deployments=%d writers=%d rate=%s %s", len(seed.IDs), wl.Writers, rateName(c.Float64("rate")), line))
+	return appendResult(c.String("results"), fmt.Sprintf("store deployments=%d writers=%d rate=%s %s", seed.Deployments, wl.Writers, rateName(c.Float64("rate")), line))
 }
 
 // benchDir returns the folder a benchmark keeps its repository in: dir, or
@@ -189,7 +189,7 @@ func seedOrReuse(c *cli.Context, dir string) (*bench.Seed, error) {
 			return nil, err
 		}
 		seed.Dir = repo // the folder may have been copied or moved
-		fmt.Fprintf(c.App.Writer, "seed: reusing %s (%d deployments on %d clusters)\n", repo, len(seed.IDs), len(seed.ClusterIDs))
+		fmt.Fprintf(c.App.Writer, "seed: reusing %s (%d deployments on %d clusters)\n", repo, seed.Deployments, len(seed.ClusterIDs))
 		return seed, nil
 	}
 	t0 := time.Now()
@@ -197,7 +197,7 @@ func seedOrReuse(c *cli.Context, dir string) (*bench.Seed, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(c.App.Writer, "seed: %d deployments on %d clusters in %.1f s\n", len(seed.IDs), len(seed.ClusterIDs), time.Since(t0).Seconds())
+	fmt.Fprintf(c.App.Writer, "seed: %d deployments on %d clusters in %.1f s\n", seed.Deployments, len(seed.ClusterIDs), time.Since(t0).Seconds())
 	return seed, seed.Save(seedFile)
 }
 
