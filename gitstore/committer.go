@@ -579,9 +579,30 @@ func (s *Store) refresh() error {
 	if err != nil {
 		return err
 	}
-	changes, err := diffTrees(s.trees, s.headTree, c.tree)
+	view, n, err := s.changedView(s.headTree, c.tree)
 	if err != nil {
 		return fmt.Errorf("diff %s..%s: %w", short(s.head), short(head), err)
+	}
+	if err := s.addExternalHistory(head); err != nil {
+		s.log.Warn("history of external commits incomplete", "err", err)
+	}
+	s.mu.Lock()
+	view.commitTo(s.idx)
+	old := s.head
+	s.head, s.headTree = head, c.tree
+	s.announce()
+	s.mu.Unlock()
+	s.log.Info("external change taken in", "from", short(old), "to", short(head), "files", n)
+	return nil
+}
+
+// changedView reads the record files that differ between the trees from
+// and to into a view of the index, and returns it with the number of
+// files that differ.
+func (s *Store) changedView(from, to plumbing.Hash) (*View, int, error) {
+	changes, err := diffTrees(s.trees, from, to)
+	if err != nil {
+		return nil, 0, err
 	}
 	view := newView(s.idx)
 	for _, ch := range changes {
@@ -594,21 +615,11 @@ func (s *Store) refresh() error {
 		}
 		data, err := s.objs.read(plumbing.BlobObject, ch.To)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		view.set(ch.Path, parseRecord(ch.Path, ch.To, data, nil))
 	}
-	if err := s.addExternalHistory(head); err != nil {
-		s.log.Warn("history of external commits incomplete", "err", err)
-	}
-	s.mu.Lock()
-	view.commitTo(s.idx)
-	old := s.head
-	s.head, s.headTree = head, c.tree
-	s.announce()
-	s.mu.Unlock()
-	s.log.Info("external change taken in", "from", short(old), "to", short(head), "files", len(changes))
-	return nil
+	return view, len(changes), nil
 }
 
 // addExternalHistory records the commits between the known history and

@@ -121,31 +121,10 @@ func decodeHistoryFile(data []byte) (*historyFile, error) {
 // It is not fsynced: after a crash a torn file fails its checksum and the
 // history is rebuilt from the commits.
 func (f *historyFile) write() error {
-	tmp, err := os.CreateTemp(filepath.Dir(f.path), tmpHistoryPrefix)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", historyFileName, err)
-	}
-	sum := sha1.New()
-	w := bufio.NewWriterSize(io.MultiWriter(tmp, sum), 64<<10)
-	f.encode(w)
-	err = w.Flush()
-	if err == nil {
-		_, err = tmp.Write(sum.Sum(nil))
-	}
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), f.path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", historyFileName, err)
-	}
-	return nil
+	return writeCacheFile(f.path, tmpHistoryPrefix, func(w *bufio.Writer) error {
+		f.encode(w)
+		return nil
+	})
 }
 
 // tmpHistoryPrefix names the history file while it is written.

@@ -264,6 +264,18 @@ func (s *Store) loadIndex(head plumbing.Hash) error {
 	if err != nil {
 		return err
 	}
+	if commit, tree, ok := s.loadSnapshot(); ok {
+		// Saved at the last close: take in what changed since.
+		s.headTree = tree
+		view, n, err := s.changedView(tree, c.tree)
+		if err != nil {
+			return err
+		}
+		view.commitTo(s.idx)
+		s.headTree = c.tree
+		s.log.Info("index loaded from its snapshot", "snapshot", short(commit), "files changed since", n)
+		return nil
+	}
 	s.headTree = c.tree
 	type file struct {
 		path string
@@ -346,6 +358,7 @@ func (s *Store) Close() error {
 	<-s.stopped
 	s.cancel()
 	<-s.bgDone
+	s.saveSnapshot()
 	if s.hist.unsaved() > 0 {
 		s.hist.save(s.log, s.historyFile(), s.head)
 	}

@@ -1,0 +1,290 @@
+package gitstore
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha1"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/mengi-cloud/gitops/schema"
+)
+
+// The index snapshot. Opening a repository reads and parses every record
+// file of the head tree: at 50,000 deployments 5-7 s, mostly YAML parsing
+// and schema validation, and the process's peak memory. So the store
+// saves its index in the git directory when it closes (snapshotFileName),
+// and the next start loads that and takes in only the files that changed
+// since (the tree diff a push goes through). The snapshot is a cache: it
+// has a checksum and names the commit it describes; missing, damaged, or
+// naming a commit that cannot be read (a force push and gc), the start
+// parses every file, as it does on a repository's first start.
+//
+// Format: the line "mengi-index 1\n"; the commit (20 bytes); the number of
+// records (uvarint); for each, its JSON (uvarint length, bytes): path,
+// blob, and the parsed deployment, cluster or user; the SHA-1 of
+// everything before (20 bytes). Files that were not valid are listed
+// without a value and parsed again at load, so a loaded index is the one
+// parsing every file would give.
+
+// snapshotFileName is the snapshot's name in the git directory.
+const snapshotFileName = "mengi-index"
+
+const snapshotMagic = "mengi-index 1\n"
+
+// tmpSnapshotPrefix names the snapshot while it is written.
+const tmpSnapshotPrefix = "tmp_mengi_index_"
+
+// snapshotRecord is one record as the snapshot stores it.
+type snapshotRecord struct {
+	Path       string             `json:"p"`
+	Blob       string             `json:"b"`
+	Deployment *schema.Deployment `json:"d,omitempty"`
+	Cluster    *schema.Cluster    `json:"c,omitempty"`
+	User       *schema.User       `json:"u,omitempty"`
+}
+
+// snapshotOf returns the records to save: valid ones with their values,
+// the others (invalid files, a duplicate id) by path and blob only.
+func snapshotOf(records []*Record) []snapshotRecord {
+	out := make([]snapshotRecord, 0, len(records))
+	for _, r := range records {
+		sr := snapshotRecord{Path: r.Path, Blob: r.Blob.String()}
+		if r.Err == nil {
+			sr.Deployment, sr.Cluster, sr.User = r.Deployment, r.Cluster, r.User
+		}
+		out = append(out, sr)
+	}
+	return out
+}
+
+// writeSnapshot saves records as the index of commit head.
+func writeSnapshot(gitDir string, head plumbing.Hash, records []*Record) error {
+	return writeCacheFile(filepath.Join(gitDir, snapshotFileName), tmpSnapshotPrefix, func(w *bufio.Writer) error {
+		var buf [binary.MaxVarintLen64]byte
+		w.WriteString(snapshotMagic)
+		w.Write(head[:])
+		w.Write(buf[:binary.PutUvarint(buf[:], uint64(len(records)))])
+		for _, sr := range snapshotOf(records) {
+			b, err := json.Marshal(sr)
+			if err != nil {
+				return fmt.Errorf("record %s: %w", sr.Path, err)
+			}
+			w.Write(buf[:binary.PutUvarint(buf[:], uint64(len(b)))])
+			w.Write(b)
+		}
+		return nil
+	})
+}
+
+var errSnapshot = errors.New("not a valid index snapshot")
+
+// readSnapshot streams the snapshot: it calls useHead with the commit the
+// snapshot describes (an error from it stops the read), then each with
+// every record's encoding, and checks the checksum at the end: the
+// records only count when it returns nil. errors.Is(err, os.ErrNotExist)
+// when there is no snapshot.
+func readSnapshot(gitDir string, useHead func(plumbing.Hash) error, each func([]byte)) error {
+	f, err := os.Open(filepath.Join(gitDir, snapshotFileName))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size() - sha1.Size
+	if size < int64(len(snapshotMagic)+len(plumbing.Hash{})) {
+		return fmt.Errorf("%w: too short", errSnapshot)
+	}
+	sum := sha1.New()
+	r := bufio.NewReaderSize(io.TeeReader(io.LimitReader(f, size), sum), 256<<10)
+	magic := make([]byte, len(snapshotMagic))
+	var head plumbing.Hash
+	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
+		return fmt.Errorf("%w: unknown format", errSnapshot)
+	}
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return fmt.Errorf("%w: %v", errSnapshot, err)
+	}
+	if err := useHead(head); err != nil {
+		return err
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > uint64(size) {
+		return fmt.Errorf("%w: record count", errSnapshot)
+	}
+	for range n {
+		l, err := binary.ReadUvarint(r)
+		if err != nil || l > uint64(size) {
+			return fmt.Errorf("%w: record length", errSnapshot)
+		}
+		b := make([]byte, l)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return fmt.Errorf("%w: %v", errSnapshot, err)
+		}
+		each(b)
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		return fmt.Errorf("%w: trailing bytes", errSnapshot)
+	}
+	var want [sha1.Size]byte
+	if _, err := io.ReadFull(f, want[:]); err != nil || !bytes.Equal(sum.Sum(nil), want[:]) {
+		return fmt.Errorf("%w: checksum mismatch", errSnapshot)
+	}
+	return nil
+}
+
+// loadSnapshot fills the index from the snapshot, if there is one
+// describing a commit that can be read, and returns that commit and its
+// tree and true; false when the caller must parse every file instead.
+func (s *Store) loadSnapshot() (commit, tree plumbing.Hash, ok bool) {
+	err := s.fillFromSnapshot(func(head plumbing.Hash) error {
+		c, err := s.readCommit(head)
+		if err != nil {
+			return err
+		}
+		commit, tree = head, c.tree
+		return nil
+	})
+	if err == nil {
+		return commit, tree, true
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("index snapshot unusable; parsing every file", "err", err)
+	}
+	s.idx = newIndex()
+	return plumbing.ZeroHash, plumbing.ZeroHash, false
+}
+
+// fillFromSnapshot decodes the snapshot's records (a few workers in
+// parallel, as they are read) into the index; files saved without a value
+// are read and parsed again.
+func (s *Store) fillFromSnapshot(useHead func(plumbing.Hash) error) error {
+	jobs := make(chan []byte, 256)
+	parsed := make(chan *Record, 256)
+	var failed error
+	var failOnce sync.Once
+	fail := func(err error) { failOnce.Do(func() { failed = err }) }
+	var workers sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for b := range jobs {
+				r, err := s.snapshotRecord(b)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				parsed <- r
+			}
+		}()
+	}
+	collected := make(chan struct{})
+	s.idx.bulk = true
+	go func() {
+		defer close(collected)
+		for r := range parsed {
+			s.idx.set(r.Path, r)
+		}
+	}()
+	err := readSnapshot(s.dir, useHead, func(b []byte) { jobs <- b })
+	close(jobs)
+	workers.Wait()
+	close(parsed)
+	<-collected
+	s.idx.endBulk()
+	if err != nil {
+		return err
+	}
+	return failed
+}
+
+// snapshotRecord turns one saved record back into the record parsing its
+// file gives.
+func (s *Store) snapshotRecord(b []byte) (*Record, error) {
+	var sr snapshotRecord
+	if err := json.Unmarshal(b, &sr); err != nil {
+		return nil, fmt.Errorf("%w: %v", errSnapshot, err)
+	}
+	blob := plumbing.NewHash(sr.Blob)
+	if fileKind(sr.Path) == "" || blob.IsZero() {
+		return nil, fmt.Errorf("%w: record %q", errSnapshot, sr.Path)
+	}
+	switch {
+	case sr.Deployment != nil:
+		shareStrings(sr.Deployment, sr.Path)
+		return parseRecord(sr.Path, blob, nil, sr.Deployment), nil
+	case sr.Cluster != nil:
+		return &Record{Path: sr.Path, Blob: blob, Cluster: sr.Cluster}, nil
+	case sr.User != nil:
+		return &Record{Path: sr.Path, Blob: blob, User: sr.User}, nil
+	}
+	data, err := s.objs.read(plumbing.BlobObject, blob)
+	if err != nil {
+		return nil, err
+	}
+	return parseRecord(sr.Path, blob, data, nil), nil
+}
+
+// saveSnapshot writes the snapshot of the index at the head.
+func (s *Store) saveSnapshot() {
+	s.mu.RLock()
+	head := s.head
+	records := make([]*Record, 0, len(s.idx.files))
+	for _, r := range s.idx.files {
+		records = append(records, r)
+	}
+	s.mu.RUnlock()
+	if head.IsZero() {
+		return
+	}
+	if err := writeSnapshot(s.dir, head, records); err != nil {
+		s.log.Warn("saving the index snapshot failed; the next start parses every file", "err", err)
+	}
+}
+
+// writeCacheFile replaces the file at path atomically (a temporary file
+// named tmpPrefix… renamed over it) with what encode writes and its
+// SHA-1. It is not fsynced: after a crash, a torn file fails its checksum.
+func writeCacheFile(path, tmpPrefix string, encode func(w *bufio.Writer) error) error {
+	name := filepath.Base(path)
+	tmp, err := os.CreateTemp(filepath.Dir(path), tmpPrefix)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	sum := sha1.New()
+	w := bufio.NewWriterSize(io.MultiWriter(tmp, sum), 64<<10)
+	err = encode(w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		_, err = tmp.Write(sum.Sum(nil))
+	}
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
