@@ -171,20 +171,29 @@ func (s *Store) loadSnapshot() (commit, tree plumbing.Hash, ok bool) {
 // parallel, as they are read) into the index; files saved without a value
 // are read and parsed again.
 func (s *Store) fillFromSnapshot(useHead func(plumbing.Hash) error) error {
-	jobs := make(chan []byte, 256)
+	return fillIndex(s.idx, func(jobs chan<- []byte) error {
+		return readSnapshot(s.dir, useHead, func(b []byte) { jobs <- b })
+	}, s.snapshotRecord)
+}
+
+// fillIndex loads records into ix in bulk: produce sends work to jobs, a
+// few workers turn each piece into a record with parse, and one goroutine
+// adds the records to the index. It returns produce's error, or else the
+// first of parse's.
+func fillIndex[T any](ix *index, produce func(jobs chan<- T) error, parse func(T) (*Record, error)) error {
+	jobs := make(chan T, 256)
 	parsed := make(chan *Record, 256)
 	var failed error
 	var failOnce sync.Once
-	fail := func(err error) { failOnce.Do(func() { failed = err }) }
 	var workers sync.WaitGroup
 	for range max(1, runtime.GOMAXPROCS(0)) {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			for b := range jobs {
-				r, err := s.snapshotRecord(b)
+			for j := range jobs {
+				r, err := parse(j)
 				if err != nil {
-					fail(err)
+					failOnce.Do(func() { failed = err })
 					continue
 				}
 				parsed <- r
@@ -192,19 +201,19 @@ func (s *Store) fillFromSnapshot(useHead func(plumbing.Hash) error) error {
 		}()
 	}
 	collected := make(chan struct{})
-	s.idx.bulk = true
+	ix.bulk = true
 	go func() {
 		defer close(collected)
 		for r := range parsed {
-			s.idx.set(r.Path, r)
+			ix.set(r.Path, r)
 		}
 	}()
-	err := readSnapshot(s.dir, useHead, func(b []byte) { jobs <- b })
+	err := produce(jobs)
 	close(jobs)
 	workers.Wait()
 	close(parsed)
 	<-collected
-	s.idx.endBulk()
+	ix.endBulk()
 	if err != nil {
 		return err
 	}

@@ -122,11 +122,11 @@ func stateLine(r *Record) string {
 	return fmt.Sprintf("%s %s err=%v cluster=%+v user=%+v", r.Blob, r.Phase, r.Err, r.Cluster, r.User)
 }
 
-// TestSnapshotLoadsTheIndexParsingGives closes a store of varied records
-// (which saves the snapshot), then opens the repository once from the
-// snapshot and once parsing every file, and checks the two indexes hold
-// the same records, values, phases and errors.
-func TestSnapshotLoadsTheIndexParsingGives(t *testing.T) {
+// closedRichRepository makes a repository with richRepository's records,
+// closes its store (which saves the snapshot), and returns the directory
+// and the snapshot's content.
+func closedRichRepository(t *testing.T) (string, []byte) {
+	t.Helper()
 	dir := t.TempDir()
 	s, err := Open(dir, Options{})
 	if err != nil {
@@ -136,9 +136,19 @@ func TestSnapshotLoadsTheIndexParsingGives(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, snapshotFileName)); err != nil {
+	snap, err := os.ReadFile(filepath.Join(dir, snapshotFileName))
+	if err != nil {
 		t.Fatalf("no snapshot after Close: %v", err)
 	}
+	return dir, snap
+}
+
+// TestSnapshotLoadsTheIndexParsingGives closes a store of varied records
+// (which saves the snapshot), then opens the repository once from the
+// snapshot and once parsing every file, and checks the two indexes hold
+// the same records, values, phases and errors.
+func TestSnapshotLoadsTheIndexParsingGives(t *testing.T) {
+	dir, _ := closedRichRepository(t)
 	fromSnapshot := openStore(t, dir)
 	full := parsedStore(t, dir)
 	equalIndexes(t, fromSnapshot, full)
@@ -178,18 +188,8 @@ func parsedStore(t *testing.T, dir string) *Store {
 // older than the branch (commits made after it: creates, updates,
 // deletes) and checks the index is the one parsing every file gives.
 func TestStaleSnapshotTakesInLaterCommits(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	richRepository(t, s)
-	s.Close()
-	old, err := os.ReadFile(filepath.Join(dir, snapshotFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s = openStore(t, dir)
+	dir, old := closedRichRepository(t)
+	s := openStore(t, dir)
 	for i := 100; i < 110; i++ {
 		mustApply(t, s, createMutation(newDeployment(i, testCluster, fmt.Sprintf("late-%d", i))))
 	}
@@ -223,18 +223,8 @@ func TestStaleSnapshotTakesInLaterCommits(t *testing.T) {
 // commit the repository does not have: each time the store parses every
 // file and opens with the right index.
 func TestBadSnapshotIsIgnored(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	richRepository(t, s)
-	s.Close()
+	dir, good := closedRichRepository(t)
 	snap := filepath.Join(dir, snapshotFileName)
-	good, err := os.ReadFile(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
 	flipped := slices.Clone(good)
 	flipped[len(flipped)/2] ^= 0xff
 	// A well-formed snapshot of a commit that is not in the repository.

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -282,43 +281,19 @@ func (s *Store) loadIndex(head plumbing.Hash) error {
 		blob plumbing.Hash
 		data []byte
 	}
-	files := make(chan file, 256)
-	parsed := make(chan *Record, 256)
-	var workers sync.WaitGroup
-	for range max(1, runtime.GOMAXPROCS(0)) {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for f := range files {
-				parsed <- parseRecord(f.path, f.blob, f.data, nil)
+	return fillIndex(s.idx, func(files chan<- file) error {
+		return walkFiles(s.trees, "", c.tree, func(p string, blob plumbing.Hash) error {
+			if fileKind(p) == "" {
+				return nil
 			}
-		}()
-	}
-	collected := make(chan struct{})
-	s.idx.bulk = true
-	go func() {
-		defer close(collected)
-		for r := range parsed {
-			s.idx.set(r.Path, r)
-		}
-	}()
-	err = walkFiles(s.trees, "", c.tree, func(p string, blob plumbing.Hash) error {
-		if fileKind(p) == "" {
+			data, err := s.objs.read(plumbing.BlobObject, blob)
+			if err != nil {
+				return err
+			}
+			files <- file{p, blob, data}
 			return nil
-		}
-		data, err := s.objs.read(plumbing.BlobObject, blob)
-		if err != nil {
-			return err
-		}
-		files <- file{p, blob, data}
-		return nil
-	})
-	close(files)
-	workers.Wait()
-	close(parsed)
-	<-collected
-	s.idx.endBulk()
-	return err
+		})
+	}, func(f file) (*Record, error) { return parseRecord(f.path, f.blob, f.data, nil), nil })
 }
 
 // blobIDs maps the blob of every deployment file of the index to the
