@@ -54,14 +54,6 @@ func (o *object) size() int {
 	return len(o.data)
 }
 
-// parts is the object's content, in one or more pieces.
-func (o *object) parts() [][]byte {
-	if o.tree.n > 0 {
-		return o.tree.parts()
-	}
-	return [][]byte{o.data}
-}
-
 // hashObject is the Git object id of data: the SHA-1 of its header and
 // content. (go-git's own hashing detects SHA-1 collision attacks, which
 // costs about ten times as much; gitstore only hashes content it made.)
@@ -232,7 +224,11 @@ func encodePack(objs []object, buf []byte) (*encodedPack, error) {
 			}
 		}
 		writeObjectHeader(&hdr, packTypes[o.typ], o.size())
-		b.addStored(o.hash, hdr.Bytes(), o.size(), o.parts()...)
+		if o.tree.n > 0 {
+			b.addStored(o.hash, hdr.Bytes(), o.tree.size, o.tree.parts()...)
+		} else {
+			b.addStored(o.hash, hdr.Bytes(), len(o.data), o.data)
+		}
 	}
 	return b.finish(), nil
 }

@@ -190,11 +190,9 @@ func (v *refValue) replace(lock string, noRef bool) error {
 	return os.Rename(lock, ref)
 }
 
-// unlock gives up the lock taken by renaming the value to it.
-func (v *refValue) unlock(lock string) {
-	os.Rename(lock, v.path)
-	v.discard()
-}
+// unlock gives up the lock taken by renaming the value to it (the lock
+// file is the value: removing it discards both).
+func (v *refValue) unlock(lock string) { os.Remove(lock) }
 
 // swapCreatingLock is swap where renameat2 is missing: the lock file is
 // created, the value renamed over the ref and the lock removed.

@@ -53,20 +53,6 @@ type snapshotRecord struct {
 	User       *schema.User       `json:"u,omitempty"`
 }
 
-// snapshotOf returns the records to save: valid ones with their values,
-// the others (invalid files, a duplicate id) by path and blob only.
-func snapshotOf(records []*Record) []snapshotRecord {
-	out := make([]snapshotRecord, 0, len(records))
-	for _, r := range records {
-		sr := snapshotRecord{Path: r.Path, Blob: r.Blob.String()}
-		if r.Err == nil {
-			sr.Deployment, sr.Cluster, sr.User = r.Deployment, r.Cluster, r.User
-		}
-		out = append(out, sr)
-	}
-	return out
-}
-
 // writeSnapshot saves records as the index of commit head.
 func writeSnapshot(gitDir string, head plumbing.Hash, records []*Record) error {
 	return writeCacheFile(filepath.Join(gitDir, snapshotFileName), tmpSnapshotPrefix, func(w *bufio.Writer) error {
@@ -74,7 +60,13 @@ func writeSnapshot(gitDir string, head plumbing.Hash, records []*Record) error {
 		w.WriteString(snapshotMagic)
 		w.Write(head[:])
 		w.Write(buf[:binary.PutUvarint(buf[:], uint64(len(records)))])
-		for _, sr := range snapshotOf(records) {
+		for _, r := range records {
+			// Files that were not valid (or lost a duplicate id) go by path
+			// and blob only, to be parsed again.
+			sr := snapshotRecord{Path: r.Path, Blob: r.Blob.String()}
+			if r.Err == nil {
+				sr.Deployment, sr.Cluster, sr.User = r.Deployment, r.Cluster, r.User
+			}
 			b, err := json.Marshal(sr)
 			if err != nil {
 				return fmt.Errorf("record %s: %w", sr.Path, err)
@@ -256,12 +248,14 @@ func (s *Store) saveSnapshot() {
 		records = append(records, r)
 	}
 	s.mu.RUnlock()
-	if head.IsZero() {
+	if head.IsZero() || head == s.snapshotHead {
 		return
 	}
 	if err := writeSnapshot(s.dir, head, records); err != nil {
 		s.log.Warn("saving the index snapshot failed; the next start parses every file", "err", err)
+		return
 	}
+	s.snapshotHead = head
 }
 
 // writeCacheFile replaces the file at path atomically (a temporary file

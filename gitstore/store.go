@@ -80,6 +80,9 @@ type Store struct {
 	// the next one (used by the committer goroutine only).
 	spareObjs *batchObjects
 	hist      *history
+	// snapshotHead is the commit whose index the snapshot file holds, when
+	// this process loaded or saved it (Close then need not save it again).
+	snapshotHead plumbing.Hash
 
 	queue   chan *request
 	quit    chan struct{}
@@ -265,13 +268,13 @@ func (s *Store) loadIndex(head plumbing.Hash) error {
 	}
 	if commit, tree, ok := s.loadSnapshot(); ok {
 		// Saved at the last close: take in what changed since.
-		s.headTree = tree
 		view, n, err := s.changedView(tree, c.tree)
 		if err != nil {
 			return err
 		}
 		view.commitTo(s.idx)
 		s.headTree = c.tree
+		s.snapshotHead = commit
 		s.log.Info("index loaded from its snapshot", "snapshot", short(commit), "files changed since", n)
 		return nil
 	}
