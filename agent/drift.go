@@ -19,8 +19,11 @@ func (a *Agent) checkDrift(ctx context.Context) {
 	var targets []target
 	a.store.Read(func(v *gitstore.View) {
 		v.Each(func(r *gitstore.Record) {
-			d := r.Deployment
-			if d == nil || r.Err != nil || d.Metadata.DeletionRequestedAt != nil || d.Status == nil {
+			if r.Err != nil || (r.Phase != schema.PhaseRunning && r.Phase != schema.PhaseStopped) {
+				return
+			}
+			d := r.Deployment()
+			if d == nil || d.Metadata.DeletionRequestedAt != nil || d.Status == nil {
 				return
 			}
 			if (d.Status.Phase == schema.PhaseRunning || d.Status.Phase == schema.PhaseStopped) && d.Status.SpecDigest == d.Spec.Digest() {

@@ -48,12 +48,12 @@ func (a *Agent) wanted(clusterID, name, namespace, id string) bool {
 	var d *schema.Deployment
 	a.store.Read(func(v *gitstore.View) {
 		if r := v.Deployment(strings.ToLower(id)); r != nil {
-			d = r.Deployment
+			d = r.Deployment()
 		}
 		if d == nil {
 			// An invalid file keeps its last valid deployment under its path.
-			if r := v.Record(gitstore.DeploymentPath(clusterID, name)); r != nil && r.Deployment != nil && r.Deployment.Metadata.ID == id {
-				d = r.Deployment
+			if r := v.Record(gitstore.DeploymentPath(clusterID, name)); r != nil && r.DeploymentID() == id {
+				d = r.Deployment()
 			}
 		}
 	})

@@ -19,6 +19,7 @@ import (
 type snapshot struct {
 	head    plumbing.Hash
 	rec     *gitstore.Record
+	d       *schema.Deployment // rec's deployment, unpacked
 	cluster *schema.Cluster
 }
 
@@ -26,8 +27,9 @@ func (a *Agent) read(path string) snapshot {
 	var s snapshot
 	a.store.Read(func(v *gitstore.View) {
 		s.rec = v.Record(path)
-		if s.rec != nil && s.rec.Deployment != nil {
-			s.cluster = v.Cluster(s.rec.Deployment.Spec.ClusterID)
+		if s.rec != nil && s.rec.HasDeployment() {
+			s.d = s.rec.Deployment()
+			s.cluster = v.Cluster(s.d.Spec.ClusterID)
 		}
 	})
 	s.head = a.store.Head()
@@ -52,14 +54,14 @@ func (a *Agent) reconcile(ctx context.Context, path string, force bool) {
 		// The file is gone (deleted by a commit, or renamed): prune.
 		a.prune(ctx)
 		return
-	case rec.Deployment == nil:
-		a.reportInvalidFile(ctx, path, rec, "")
+	case s.d == nil:
+		a.reportInvalidFile(ctx, path, rec, nil)
 		return
 	case rec.Err != nil:
-		a.reportInvalidFile(ctx, path, rec, rec.Deployment.Metadata.ID)
+		a.reportInvalidFile(ctx, path, rec, s.d)
 		return
 	}
-	d := rec.Deployment
+	d := s.d
 	log := a.log.With("deployment", subjectPath(s.cluster, d), "commit", short(s.head))
 	if s.cluster == nil {
 		a.setStatus(ctx, path, d, schema.Status{Phase: schema.PhaseError, Reason: ReasonUnknownCluster,
@@ -166,16 +168,17 @@ func (a *Agent) remove(ctx context.Context, path string, d *schema.Deployment, c
 }
 
 // reportInvalidFile writes status `error` into a file that does not pass
-// validation; nothing on the cluster is touched.
-func (a *Agent) reportInvalidFile(ctx context.Context, path string, rec *gitstore.Record, id string) {
-	if id == "" {
+// validation (last is its last valid version; without one the file cannot
+// be tied to a deployment); nothing on the cluster is touched.
+func (a *Agent) reportInvalidFile(ctx context.Context, path string, rec *gitstore.Record, last *schema.Deployment) {
+	if last == nil {
 		// Without a valid metadata.id the file cannot be tied to a
 		// deployment; the error is logged (and `mengi validate` shows it).
 		a.log.Warn("invalid deployment file", "path", path, "err", rec.Err)
 		return
 	}
 	a.log.Warn("invalid deployment file; nothing applied", "path", path, "err", rec.Err)
-	a.setStatus(ctx, path, rec.Deployment, schema.Status{Phase: schema.PhaseError, Reason: ReasonInvalidSpec,
+	a.setStatus(ctx, path, last, schema.Status{Phase: schema.PhaseError, Reason: ReasonInvalidSpec,
 		ErrorMessage: rec.Err.Error()}, a.log)
 }
 

@@ -117,13 +117,14 @@ func (w *statusWriter) commit(ctx context.Context, batch []*statusUpdate) error 
 		for _, p := range paths {
 			u := latest[p]
 			rec := v.Record(p)
-			if rec == nil || rec.Deployment == nil || rec.Deployment.Metadata.ID != u.id {
+			if rec == nil || !rec.HasDeployment() || rec.DeploymentID() != u.id {
 				continue // gone or replaced meanwhile
 			}
-			if u.digest != "" && rec.Err == nil && rec.Deployment.Spec.Digest() != u.digest {
+			d := rec.Deployment()
+			if u.digest != "" && rec.Err == nil && d.Spec.Digest() != u.digest {
 				continue // the spec changed meanwhile; it will be reconciled again
 			}
-			name := subjectName(v, rec.Deployment)
+			name := subjectName(v, d)
 			if u.remove {
 				changes = append(changes, gitstore.Change{Path: p})
 				lines = append(lines, name+": deleted")

@@ -44,7 +44,7 @@ func usableCluster(v *gitstore.View, id string, user *schema.User) (*schema.Clus
 // deployment is not found, exactly like a missing one.
 func ownDeployment(v *gitstore.View, id string, user *schema.User) (*gitstore.Record, error) {
 	r := v.Deployment(id)
-	if r == nil || r.Deployment.Metadata.UserID != user.ID {
+	if r == nil || r.OwnerID() != user.ID {
 		return nil, errDeploymentNotFound
 	}
 	return r, nil
@@ -143,7 +143,7 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request, user *sch
 	s.store.Read(func(v *gitstore.View) {
 		var rec *gitstore.Record
 		if rec, err = ownDeployment(v, id, user); err == nil {
-			out = deploymentResponse(rec, v.Cluster(rec.Deployment.Spec.ClusterID))
+			out = deploymentResponse(rec, v.Cluster(rec.ClusterID()))
 		}
 	})
 	if err != nil {
@@ -159,13 +159,13 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request, user *s
 		return err
 	}
 	recs := s.store.DeploymentsOf(user.ID, q.skip, q.limit, func(rec *gitstore.Record) bool {
-		return (q.clusterID == "" || rec.Deployment.Spec.ClusterID == q.clusterID) &&
+		return (q.clusterID == "" || rec.ClusterID() == q.clusterID) &&
 			(q.status == "" || rec.Phase == q.status)
 	})
 	out := make([]DeploymentResponse, len(recs))
 	s.store.Read(func(v *gitstore.View) {
 		for i, rec := range recs {
-			out[i] = deploymentResponse(rec, v.Cluster(rec.Deployment.Spec.ClusterID))
+			out[i] = deploymentResponse(rec, v.Cluster(rec.ClusterID()))
 		}
 	})
 	writeJSON(w, http.StatusOK, out)
@@ -192,7 +192,7 @@ func (s *Server) updateDeployment(w http.ResponseWriter, r *http.Request, user *
 		if err != nil {
 			return nil, err
 		}
-		old := rec.Deployment
+		old := rec.Deployment()
 		if old.Metadata.DeletionRequestedAt != nil {
 			return nil, errorf(http.StatusConflict, "Deployment is being deleted")
 		}
@@ -269,20 +269,20 @@ func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request, user *
 		if err != nil {
 			return nil, err
 		}
-		cluster, current = v.Cluster(rec.Deployment.Spec.ClusterID), rec
-		if rec.Deployment.Metadata.DeletionRequestedAt != nil {
+		cluster, current = v.Cluster(rec.ClusterID()), rec
+		d := rec.Deployment()
+		if d.Metadata.DeletionRequestedAt != nil {
 			return nil, nil // already requested
 		}
-		d := *rec.Deployment
 		d.Metadata.DeletionRequestedAt, d.Metadata.UpdatedAt = &now, now
-		content, err := schema.EncodeFile(&d)
+		content, err := schema.EncodeFile(d)
 		if err != nil {
 			return nil, err
 		}
 		return &gitstore.Commit{
 			Author:  author(user),
 			Message: gitstore.Message(subject(v, d.Spec.ClusterID, d.Spec.Name, "delete"), "The agent removes its objects from the cluster, then this file.", trailers(r, d.Metadata.ID)...),
-			Changes: []gitstore.Change{{Path: rec.Path, Content: content, Value: &d}},
+			Changes: []gitstore.Change{{Path: rec.Path, Content: content, Value: d}},
 		}, nil
 	})
 	if err != nil {
@@ -305,7 +305,7 @@ func (s *Server) deploymentHistory(w http.ResponseWriter, r *http.Request, user 
 	if err != nil {
 		return err
 	}
-	entries, err := s.store.History(r.Context(), rec.Deployment.Metadata.ID)
+	entries, err := s.store.History(r.Context(), rec.DeploymentID())
 	if err != nil {
 		return err
 	}

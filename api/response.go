@@ -83,7 +83,7 @@ func strPtr(s string) *string {
 
 // deploymentResponse renders a record; cluster may be nil.
 func deploymentResponse(rec *gitstore.Record, cluster *schema.Cluster) DeploymentResponse {
-	d := rec.Deployment
+	d := rec.Deployment()
 	s := d.Spec
 	dt := string(s.DeploymentType)
 	out := DeploymentResponse{

@@ -120,10 +120,10 @@ func (e *env) waitDrift(t *testing.T, id, want string) *schema.Status {
 	var st *schema.Status
 	eventually(t, 60*time.Second, "drift reported: "+want, func() (bool, string) {
 		r := e.record(id)
-		if r == nil || r.Deployment == nil || r.Deployment.Status == nil {
+		if r == nil || r.Deployment() == nil || r.Deployment().Status == nil {
 			return false, "no status"
 		}
-		st = r.Deployment.Status
+		st = r.Deployment().Status
 		return strings.Contains(st.Drift, want), st.Drift
 	})
 	return st

@@ -73,7 +73,7 @@ func BenchmarkGetByID50k(b *testing.B) {
 		id := seed.ID((i * 7919) % seed.Deployments)
 		var r *gitstore.Record
 		s.Read(func(v *gitstore.View) { r = v.Deployment(id) })
-		if r == nil {
+		if r == nil || r.Deployment() == nil {
 			b.Fatalf("deployment %s not found", id)
 		}
 	})
@@ -83,8 +83,14 @@ func BenchmarkGetByID50k(b *testing.B) {
 func BenchmarkList100At50k(b *testing.B) {
 	seed, s := openSeeded(b)
 	timed(b, func(int) {
-		if got := s.DeploymentsOf(seed.UserID, 25000, 100, nil); len(got) != 100 {
+		got := s.DeploymentsOf(seed.UserID, 25000, 100, nil)
+		if len(got) != 100 {
 			b.Fatalf("listed %d", len(got))
+		}
+		for _, r := range got {
+			if r.Deployment() == nil {
+				b.Fatalf("%s: no deployment", r.Path)
+			}
 		}
 	})
 }
@@ -96,7 +102,7 @@ func BenchmarkDiffOneFile50k(b *testing.B) {
 	before := s.Head()
 	var rec *gitstore.Record
 	s.Read(func(v *gitstore.View) { rec = v.Deployment(seed.ID(123)) })
-	d := *rec.Deployment
+	d := *rec.Deployment()
 	replicas := int64(5)
 	d.Spec.Replicas = &replicas
 	content, err := schema.EncodeFile(&d)

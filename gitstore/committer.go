@@ -551,11 +551,11 @@ type histAdd struct {
 func touchedIDs(v *View, changes []Change, records []*Record) []string {
 	var ids []string
 	for i, ch := range changes {
-		if r := records[i]; r != nil && r.Deployment != nil {
-			ids = append(ids, r.Deployment.Metadata.ID)
+		if r := records[i]; r != nil && r.HasDeployment() {
+			ids = append(ids, r.DeploymentID())
 		}
-		if old := v.Record(ch.Path); old != nil && old.Deployment != nil {
-			ids = append(ids, old.Deployment.Metadata.ID)
+		if old := v.Record(ch.Path); old != nil && old.HasDeployment() {
+			ids = append(ids, old.DeploymentID())
 		}
 	}
 	slices.Sort(ids)

@@ -3,6 +3,7 @@ package gitstore
 import (
 	"slices"
 	"strings"
+	"unique"
 
 	"github.com/mengi-cloud/gitops/schema"
 )
@@ -49,11 +50,11 @@ func (ix *index) set(p string, r *Record) {
 // lists as they are; it reports whether it did.
 func (ix *index) replace(p string, r *Record) bool {
 	old := ix.files[p]
-	if old == nil || r == nil || old.Deployment == nil || r.Deployment == nil {
+	if old == nil || r == nil || !old.HasDeployment() || !r.HasDeployment() {
 		return false
 	}
-	id, uid := r.Deployment.Metadata.ID, r.Deployment.Metadata.UserID
-	if old.Deployment.Metadata.ID != id || old.Deployment.Metadata.UserID != uid || ix.deployments[id] != p {
+	id, uid := r.DeploymentID(), r.OwnerID()
+	if old.DeploymentID() != id || old.OwnerID() != uid || ix.deployments[id] != p {
 		return false
 	}
 	list := ix.byUser[uid]
@@ -62,20 +63,23 @@ func (ix *index) replace(p string, r *Record) bool {
 		return false
 	}
 	list[i] = r
+	// Assigning to a string key stores the new key too: the maps keep no
+	// part of the old record alive.
 	ix.files[p] = r
+	ix.deployments[id] = p
 	return true
 }
 
 func (ix *index) link(r *Record) {
 	switch {
-	case r.Deployment != nil:
-		id := r.Deployment.Metadata.ID
+	case r.HasDeployment():
+		id := r.DeploymentID()
 		if other, taken := ix.deployments[id]; taken && other != r.Path {
-			r.Deployment, r.Err = nil, errDuplicateID(id, other)
+			r.packed, r.Err = "", errDuplicateID(id, other)
 			return
 		}
 		ix.deployments[id] = r.Path
-		uid := r.Deployment.Metadata.UserID
+		uid := unique.Make(r.OwnerID()).Value()
 		if ix.bulk {
 			ix.byUser[uid] = append(ix.byUser[uid], r)
 			return
@@ -98,12 +102,12 @@ func (ix *index) link(r *Record) {
 
 func (ix *index) unlink(r *Record) {
 	switch {
-	case r.Deployment != nil:
-		id := r.Deployment.Metadata.ID
+	case r.HasDeployment():
+		id := r.DeploymentID()
 		if ix.deployments[id] == r.Path {
 			delete(ix.deployments, id)
 		}
-		uid := r.Deployment.Metadata.UserID
+		uid := r.OwnerID()
 		list := ix.byUser[uid]
 		if i, found := slices.BinarySearchFunc(list, id, byID); found && list[i] == r {
 			ix.byUser[uid] = slices.Delete(list, i, i+1)
@@ -125,13 +129,13 @@ func (ix *index) unlink(r *Record) {
 }
 
 // byID orders a user's deployments by id (UUIDv7: creation order).
-func byID(r *Record, id string) int { return strings.Compare(r.Deployment.Metadata.ID, id) }
+func byID(r *Record, id string) int { return strings.Compare(r.DeploymentID(), id) }
 
 // endBulk sorts what a bulk load appended.
 func (ix *index) endBulk() {
 	ix.bulk = false
 	for _, list := range ix.byUser {
-		slices.SortFunc(list, func(a, b *Record) int { return strings.Compare(a.Deployment.Metadata.ID, b.Deployment.Metadata.ID) })
+		slices.SortFunc(list, func(a, b *Record) int { return strings.Compare(a.DeploymentID(), b.DeploymentID()) })
 	}
 }
 
@@ -194,7 +198,7 @@ func (v *View) Deployment(id string) *Record {
 	if p == "" {
 		return nil
 	}
-	if r := v.Record(p); r != nil && r.Deployment != nil && r.Deployment.Metadata.ID == id {
+	if r := v.Record(p); r != nil && r.HasDeployment() && r.DeploymentID() == id {
 		return r
 	}
 	return nil
@@ -267,17 +271,17 @@ func (v *View) UserByEmail(email string) *schema.User {
 // agent can report the problem in the file.
 func (v *View) set(p string, r *Record) {
 	old := v.Record(p)
-	if r != nil && r.Err != nil && r.Deployment == nil && old != nil && old.Deployment != nil {
-		r.Deployment, r.Phase = old.Deployment, schema.PhaseError
+	if r != nil && r.Err != nil && !r.HasDeployment() && old != nil && old.HasDeployment() {
+		r.packed, r.Phase = old.packed, schema.PhaseError
 	}
-	if old != nil && old.Deployment != nil {
-		if id := old.Deployment.Metadata.ID; v.pathOf(id) == p {
+	if old != nil && old.HasDeployment() {
+		if id := old.DeploymentID(); v.pathOf(id) == p {
 			v.ids[id] = ""
 		}
 	}
 	v.changed[p] = r
-	if r != nil && r.Deployment != nil {
-		v.ids[r.Deployment.Metadata.ID] = p
+	if r != nil && r.HasDeployment() {
+		v.ids[r.DeploymentID()] = p
 	}
 }
 

@@ -20,17 +20,56 @@ type Record struct {
 	Path string
 	// Blob is the hash of the file's content.
 	Blob plumbing.Hash
-	// Exactly one of these is set when the file is valid. When a deployment
-	// file became invalid, Deployment is the last valid version and Err says
-	// what is wrong now.
-	Deployment *schema.Deployment
-	User       *schema.User
-	Cluster    *schema.Cluster
+	// User and Cluster are set when the file is a valid user or cluster
+	// record; a deployment is held packed (see Deployment).
+	User    *schema.User
+	Cluster *schema.Cluster
 	// Phase is the deployment's status as the API reports it.
 	Phase schema.Phase
 	// Err says why the file is not valid (nil when it is). Invalid files are
 	// kept so the agent can report them; the API does not serve them.
 	Err error
+	// packed is the deployment (packed.go), "" when the record holds none.
+	packed string
+}
+
+// HasDeployment reports whether the record holds a deployment: the file
+// is a valid deployment, or it was one and became invalid (then Err says
+// what is wrong and the deployment is the last valid version).
+func (r *Record) HasDeployment() bool { return r.packed != "" }
+
+// Deployment returns the deployment the record holds, or nil. It is
+// unpacked on each call (about a microsecond): the caller owns the copy
+// and may change it.
+func (r *Record) Deployment() *schema.Deployment {
+	if r.packed == "" {
+		return nil
+	}
+	d, err := unpackDeployment(r.packed, r.Path)
+	if err != nil {
+		// Records are packed by this package from validated deployments,
+		// and snapshots are checked as they are loaded.
+		return nil
+	}
+	return d
+}
+
+// DeploymentID returns the held deployment's metadata.id without
+// unpacking it, "" when the record holds none.
+func (r *Record) DeploymentID() string { return packedID(r.packed) }
+
+// OwnerID returns the held deployment's metadata.user_id without
+// unpacking it, "" when the record holds none.
+func (r *Record) OwnerID() string { return packedUserID(r.packed) }
+
+// ClusterID returns the held deployment's spec.cluster_id (the cluster
+// part of its path), "" when the record holds none.
+func (r *Record) ClusterID() string {
+	if r.packed == "" {
+		return ""
+	}
+	id, _ := deploymentPathParts(r.Path)
+	return id
 }
 
 // Layout of the repository.
@@ -82,14 +121,13 @@ func parseRecord(p string, blob plumbing.Hash, content []byte, value any) *Recor
 				r.Err = fileError(errs)
 				return r
 			}
-			shareStrings(d, p)
 		}
 		if want := DeploymentPath(d.Spec.ClusterID, d.Spec.Name); want != p {
 			r.Err = fmt.Errorf("spec.cluster_id and spec.name say the file should be at %s", want)
 			return r
 		}
-		r.Deployment = d
-		r.Phase = d.Phase()
+		r.packed = packDeployment(d, p)
+		r.Phase = unique.Make(d.Phase()).Value()
 	case "cluster":
 		var c schema.Cluster
 		if err := schema.DecodeRecord(content, &c); err != nil {
@@ -112,30 +150,6 @@ func parseRecord(p string, blob plumbing.Hash, content []byte, value any) *Recor
 		return nil
 	}
 	return r
-}
-
-// shareStrings makes the strings that many deployments have in common
-// (apiVersion, kind, user, cluster, types, image, phase) one copy each,
-// and the name a part of the path: a tenth less memory after opening
-// 50,000 deployments (62 to 56 MB live). Only for deployments parsed
-// here: a value the committer got from its caller may still be read by it.
-func shareStrings(d *schema.Deployment, p string) {
-	d.APIVersion = unique.Make(d.APIVersion).Value()
-	d.Kind = unique.Make(d.Kind).Value()
-	d.Metadata.UserID = unique.Make(d.Metadata.UserID).Value()
-	d.Spec.ClusterID = unique.Make(d.Spec.ClusterID).Value()
-	d.Spec.AppType = unique.Make(d.Spec.AppType).Value()
-	d.Spec.DeploymentType = unique.Make(d.Spec.DeploymentType).Value()
-	if name := strings.TrimSuffix(path.Base(p), ".yaml"); name == d.Spec.Name {
-		d.Spec.Name = name
-	}
-	if img := d.Spec.DockerImage; img != nil {
-		*img = unique.Make(*img).Value()
-	}
-	if st := d.Status; st != nil {
-		st.Phase = unique.Make(st.Phase).Value()
-		st.Reason = unique.Make(st.Reason).Value()
-	}
 }
 
 // fileError turns validation problems into one error naming line and field.

@@ -13,10 +13,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"unique"
 
 	"github.com/go-git/go-git/v5/plumbing"
-
-	"github.com/mengi-cloud/gitops/schema"
 )
 
 // The index snapshot. Opening a repository reads and parses every record
@@ -29,28 +28,55 @@ import (
 // naming a commit that cannot be read (a force push and gc), the start
 // parses every file, as it does on a repository's first start.
 //
-// Format: the line "mengi-index 1\n"; the commit (20 bytes); the number of
-// records (uvarint); for each, its JSON (uvarint length, bytes): path,
-// blob, and the parsed deployment, cluster or user; the SHA-1 of
-// everything before (20 bytes). Files that were not valid are listed
-// without a value and parsed again at load, so a loaded index is the one
+// Format: the line "mengi-index 2\n"; the digest of the packed layout
+// (packLayout, 20 bytes); the commit (20 bytes); the number of records
+// (uvarint); for each, its encoding (uvarint length, bytes): the path
+// (uvarint length, bytes), the blob (20 bytes), a kind byte and the value:
+// a packed deployment, or the JSON of a cluster or user; the SHA-1 of
+// everything before (20 bytes). Files that were not valid are saved with
+// kind snapNone and parsed again at load, so a loaded index is the one
 // parsing every file would give.
 
 // snapshotFileName is the snapshot's name in the git directory.
 const snapshotFileName = "mengi-index"
 
-const snapshotMagic = "mengi-index 1\n"
+const snapshotMagic = "mengi-index 2\n"
 
 // tmpSnapshotPrefix names the snapshot while it is written.
 const tmpSnapshotPrefix = "tmp_mengi_index_"
 
-// snapshotRecord is one record as the snapshot stores it.
-type snapshotRecord struct {
-	Path       string             `json:"p"`
-	Blob       string             `json:"b"`
-	Deployment *schema.Deployment `json:"d,omitempty"`
-	Cluster    *schema.Cluster    `json:"c,omitempty"`
-	User       *schema.User       `json:"u,omitempty"`
+// Kinds of a snapshot record.
+const (
+	snapNone       = iota // parse the file again
+	snapDeployment        // a packed deployment
+	snapCluster           // a cluster's JSON
+	snapUser              // a user's JSON
+)
+
+// encodeSnapshotRecord appends r's snapshot encoding to b.
+func encodeSnapshotRecord(b []byte, r *Record) ([]byte, error) {
+	b = appendString(b, r.Path)
+	b = append(b, r.Blob[:]...)
+	var value any
+	switch {
+	case r.Err != nil:
+		// Files that were not valid (or lost a duplicate id) go by path
+		// and blob only, to be parsed again.
+		return append(b, snapNone), nil
+	case r.HasDeployment():
+		return append(append(b, snapDeployment), r.packed...), nil
+	case r.Cluster != nil:
+		b, value = append(b, snapCluster), r.Cluster
+	case r.User != nil:
+		b, value = append(b, snapUser), r.User
+	default:
+		return append(b, snapNone), nil
+	}
+	j, err := json.Marshal(value)
+	if err != nil {
+		return nil, fmt.Errorf("record %s: %w", r.Path, err)
+	}
+	return append(b, j...), nil
 }
 
 // writeSnapshot saves records as the index of commit head.
@@ -58,18 +84,15 @@ func writeSnapshot(gitDir string, head plumbing.Hash, records []*Record) error {
 	return writeCacheFile(filepath.Join(gitDir, snapshotFileName), tmpSnapshotPrefix, func(w *bufio.Writer) error {
 		var buf [binary.MaxVarintLen64]byte
 		w.WriteString(snapshotMagic)
+		layout := packLayout()
+		w.Write(layout[:])
 		w.Write(head[:])
 		w.Write(buf[:binary.PutUvarint(buf[:], uint64(len(records)))])
+		var b []byte
 		for _, r := range records {
-			// Files that were not valid (or lost a duplicate id) go by path
-			// and blob only, to be parsed again.
-			sr := snapshotRecord{Path: r.Path, Blob: r.Blob.String()}
-			if r.Err == nil {
-				sr.Deployment, sr.Cluster, sr.User = r.Deployment, r.Cluster, r.User
-			}
-			b, err := json.Marshal(sr)
-			if err != nil {
-				return fmt.Errorf("record %s: %w", sr.Path, err)
+			var err error
+			if b, err = encodeSnapshotRecord(b[:0], r); err != nil {
+				return err
 			}
 			w.Write(buf[:binary.PutUvarint(buf[:], uint64(len(b)))])
 			w.Write(b)
@@ -96,7 +119,7 @@ func readSnapshot(gitDir string, useHead func(plumbing.Hash) error, each func([]
 		return err
 	}
 	size := fi.Size() - sha1.Size
-	if size < int64(len(snapshotMagic)+len(plumbing.Hash{})) {
+	if size < int64(len(snapshotMagic)+2*len(plumbing.Hash{})) {
 		return fmt.Errorf("%w: too short", errSnapshot)
 	}
 	sum := sha1.New()
@@ -105,6 +128,10 @@ func readSnapshot(gitDir string, useHead func(plumbing.Hash) error, each func([]
 	var head plumbing.Hash
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
 		return fmt.Errorf("%w: unknown format", errSnapshot)
+	}
+	var layout [sha1.Size]byte
+	if _, err := io.ReadFull(r, layout[:]); err != nil || layout != packLayout() {
+		return fmt.Errorf("%w: made by a build with another deployment schema", errSnapshot)
 	}
 	if _, err := io.ReadFull(r, head[:]); err != nil {
 		return fmt.Errorf("%w: %v", errSnapshot, err)
@@ -215,28 +242,52 @@ func fillIndex[T any](ix *index, produce func(jobs chan<- T) error, parse func(T
 // snapshotRecord turns one saved record back into the record parsing its
 // file gives.
 func (s *Store) snapshotRecord(b []byte) (*Record, error) {
-	var sr snapshotRecord
-	if err := json.Unmarshal(b, &sr); err != nil {
-		return nil, fmt.Errorf("%w: %v", errSnapshot, err)
+	// The path and a packed deployment share one string.
+	rec := string(b)
+	u := unpacker{s: rec}
+	p := u.string()
+	if len(b)-u.off < len(plumbing.Hash{})+1 {
+		return nil, fmt.Errorf("%w: short record", errSnapshot)
 	}
-	blob := plumbing.NewHash(sr.Blob)
-	if fileKind(sr.Path) == "" || blob.IsZero() {
-		return nil, fmt.Errorf("%w: record %q", errSnapshot, sr.Path)
+	var blob plumbing.Hash
+	copy(blob[:], b[u.off:])
+	u.off += len(blob)
+	kind, value := b[u.off], b[u.off+1:]
+	if u.err != nil || fileKind(p) == "" || blob.IsZero() {
+		return nil, fmt.Errorf("%w: record %q", errSnapshot, p)
 	}
-	switch {
-	case sr.Deployment != nil:
-		shareStrings(sr.Deployment, sr.Path)
-		return parseRecord(sr.Path, blob, nil, sr.Deployment), nil
-	case sr.Cluster != nil:
-		return &Record{Path: sr.Path, Blob: blob, Cluster: sr.Cluster}, nil
-	case sr.User != nil:
-		return &Record{Path: sr.Path, Blob: blob, User: sr.User}, nil
+	r := &Record{Path: p, Blob: blob}
+	switch kind {
+	case snapDeployment:
+		if fileKind(p) != "deployment" {
+			return nil, fmt.Errorf("%w: record %q", errSnapshot, p)
+		}
+		r.packed = rec[u.off+1:]
+		d, err := unpackDeployment(r.packed, p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errSnapshot, err)
+		}
+		r.Phase = unique.Make(d.Phase()).Value()
+		return r, nil
+	case snapCluster:
+		if err := json.Unmarshal(value, &r.Cluster); err != nil || r.Cluster == nil {
+			return nil, fmt.Errorf("%w: record %q", errSnapshot, p)
+		}
+		return r, nil
+	case snapUser:
+		if err := json.Unmarshal(value, &r.User); err != nil || r.User == nil {
+			return nil, fmt.Errorf("%w: record %q", errSnapshot, p)
+		}
+		return r, nil
+	case snapNone:
+	default:
+		return nil, fmt.Errorf("%w: record %q: kind %d", errSnapshot, p, kind)
 	}
 	data, err := s.objs.read(plumbing.BlobObject, blob)
 	if err != nil {
 		return nil, err
 	}
-	return parseRecord(sr.Path, blob, data, nil), nil
+	return parseRecord(p, blob, data, nil), nil
 }
 
 // saveSnapshot writes the snapshot of the index at the head.

@@ -1,12 +1,15 @@
 package gitstore
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,15 +112,15 @@ func equalIndexes(t *testing.T, a, b *Store) {
 		}
 		errX, errY := fmt.Sprint(x.Err), fmt.Sprint(y.Err)
 		if x.Blob != y.Blob || x.Phase != y.Phase || errX != errY ||
-			!reflect.DeepEqual(x.Deployment, y.Deployment) || !reflect.DeepEqual(x.Cluster, y.Cluster) || !reflect.DeepEqual(x.User, y.User) {
+			x.packed != y.packed || !reflect.DeepEqual(x.Deployment(), y.Deployment()) || !reflect.DeepEqual(x.Cluster, y.Cluster) || !reflect.DeepEqual(x.User, y.User) {
 			t.Errorf("%s differs:\n%s\n%s", p, stateLine(x), stateLine(y))
 		}
 	}
 }
 
 func stateLine(r *Record) string {
-	if r.Deployment != nil {
-		return fmt.Sprintf("%s %s err=%v %+v %+v %+v", r.Blob, r.Phase, r.Err, r.Deployment.Metadata, r.Deployment.Spec, r.Deployment.Status)
+	if d := r.Deployment(); d != nil {
+		return fmt.Sprintf("%s %s err=%v %+v %+v %+v", r.Blob, r.Phase, r.Err, d.Metadata, d.Spec, d.Status)
 	}
 	return fmt.Sprintf("%s %s err=%v cluster=%+v user=%+v", r.Blob, r.Phase, r.Err, r.Cluster, r.User)
 }
@@ -213,35 +216,43 @@ func TestStaleSnapshotTakesInLaterCommits(t *testing.T) {
 		if r := v.Record(DeploymentPath(testCluster, "app-05")); r != nil {
 			t.Error("a file deleted after the snapshot is still in the index")
 		}
-		if r := v.Record(DeploymentPath(testCluster, "late-105")); r == nil || r.Deployment == nil {
+		if r := v.Record(DeploymentPath(testCluster, "late-105")); r == nil || !r.HasDeployment() {
 			t.Error("a file created after the snapshot is missing")
 		}
 	})
 }
 
-// TestBadSnapshotIsIgnored damages the snapshot, and makes it name a
-// commit the repository does not have: each time the store parses every
-// file and opens with the right index.
+// TestBadSnapshotIsIgnored damages the snapshot, makes it name a commit
+// the repository does not have, and makes it come from a build with
+// another deployment schema: each time the store parses every file and
+// opens with the right index.
 func TestBadSnapshotIsIgnored(t *testing.T) {
 	dir, good := closedRichRepository(t)
 	snap := filepath.Join(dir, snapshotFileName)
 	flipped := slices.Clone(good)
 	flipped[len(flipped)/2] ^= 0xff
-	// A well-formed snapshot of a commit that is not in the repository.
-	unknown := slices.Clone(good[len(snapshotMagic):])
-	unknown[0] ^= 0xff
+	// Well-formed snapshots of a commit that is not in the repository, and
+	// from a build whose deployment schema differs.
+	unknown, layout := slices.Clone(good), slices.Clone(good)
+	unknown[len(snapshotMagic)+sha1.Size] ^= 0xff
+	layout[len(snapshotMagic)] ^= 0xff
 	full := parsedStore(t, dir)
-	for name, content := range map[string][]byte{"damaged": flipped, "truncated": good[:len(good)-7], "unknown commit": rechecksum(append([]byte(snapshotMagic), unknown...))} {
+	for name, content := range map[string][]byte{"damaged": flipped, "truncated": good[:len(good)-7],
+		"unknown commit": rechecksum(unknown), "other schema": rechecksum(layout)} {
 		t.Run(name, func(t *testing.T) {
 			if err := os.WriteFile(snap, content, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			st, err := Open(dir, Options{})
+			var logs bytes.Buffer
+			st, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
 				t.Fatalf("Open with a %s snapshot: %v", name, err)
 			}
 			defer st.Close()
 			equalIndexes(t, st, full)
+			if !strings.Contains(logs.String(), "index snapshot unusable") {
+				t.Errorf("the %s snapshot was used; log:\n%s", name, logs.String())
+			}
 		})
 	}
 }

@@ -89,7 +89,7 @@ func TestReopenLoadsIndexAndHistory(t *testing.T) {
 	s2 := openStore(t, dir)
 	var found *Record
 	s2.Read(func(v *View) { found = v.Deployment(d.Metadata.ID) })
-	if found == nil || found.Deployment.Spec.Name != "web" {
+	if found == nil || found.Deployment().Spec.Name != "web" {
 		t.Fatalf("deployment not found after reopen: %+v", found)
 	}
 	h, err := s2.History(context.Background(), d.Metadata.ID)

@@ -244,7 +244,11 @@ func waitRunning(ctx context.Context, store *gitstore.Store, ids []string, timeo
 				case schema.PhaseRunning:
 					return true
 				case schema.PhaseFailed, schema.PhaseError:
-					problem = fmt.Errorf("%s: %s: %s", r.Path, r.Phase, r.Deployment.Status.ErrorMessage)
+					msg := fmt.Sprint(r.Err)
+					if d := r.Deployment(); d != nil && d.Status != nil {
+						msg = d.Status.ErrorMessage
+					}
+					problem = fmt.Errorf("%s: %s: %s", r.Path, r.Phase, msg)
 				}
 				return false
 			})
