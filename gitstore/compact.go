@@ -3,6 +3,7 @@ package gitstore
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/zlib"
 	"crypto/sha1"
 	"encoding/binary"
@@ -14,9 +15,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"time"
 )
 
 // Compaction. Every batch is one small pack, so packs pile up quickly; the
@@ -130,23 +131,19 @@ func pickMerge(gitDir string, names []string) []string {
 // with removePacks. A paced merge sleeps as long as it works (see pacer).
 func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (string, error) {
 	dir := filepath.Join(gitDir, "objects", "pack")
-	type source struct {
-		stem    string
-		entries []packEntry // by offset
-	}
-	var srcs []source
-	seen := map[plumbing.Hash]bool{}
+	// First the objects are counted (the pack's header comes first): every
+	// one goes into merged, not yet written. The indexes are read again to
+	// copy, so only one source's entries are in memory at a time.
+	merged := map[plumbing.Hash]uint32{}
 	count := 0
 	for _, name := range names {
-		stem := filepath.Join(dir, name)
-		entries, err := readIndex(stem)
+		entries, err := readIndex(filepath.Join(dir, name))
 		if err != nil {
 			return "", fmt.Errorf("merge %s: %w", name, err)
 		}
-		srcs = append(srcs, source{stem, entries})
 		for _, e := range entries {
-			if !seen[e.hash] {
-				seen[e.hash] = true
+			if _, seen := merged[e.hash]; !seen {
+				merged[e.hash] = notWritten
 				count++
 			}
 		}
@@ -160,21 +157,21 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 		out.pacer.slice = paceSlice
 	}
 	out.write(packHeader(count))
-	merged := make(map[plumbing.Hash]uint32, count)
 	entries := make([]packEntry, 0, count)
 	bases := newTreeBases()
 	bases.hints = hints
-	defer func() {
-		// Hints are made for the first merge of a batch pack only.
-		for _, src := range srcs {
-			hints.forget(src.entries)
-		}
-	}()
 	r := bufio.NewReaderSize(nil, 64<<10) // one for every source
 	var buf []byte                        // an entry's bytes, for every source
-	for _, src := range srcs {
-		if err := copyPack(out, r, &buf, src.stem, src.entries, merged, bases, &entries); err != nil {
-			return "", fmt.Errorf("merge %s: %w", filepath.Base(src.stem), err)
+	for _, name := range names {
+		stem := filepath.Join(dir, name)
+		src, err := readIndex(stem)
+		if err == nil {
+			err = copyPack(out, r, &buf, stem, src, merged, bases, &entries)
+		}
+		// Hints are made for the first merge of a batch pack only.
+		hints.forget(src)
+		if err != nil {
+			return "", fmt.Errorf("merge %s: %w", name, err)
 		}
 	}
 	sum, err := out.finish()
@@ -242,10 +239,14 @@ func (p *pacer) pace() {
 	}
 }
 
+// notWritten is merged's offset of an object not copied yet.
+const notWritten = ^uint32(0)
+
 // copyPack appends the entries of the pack at stem to out, skipping
-// objects already merged (whose offsets its deltas then use). Whole trees
-// become deltas against an earlier version of the same folder when bases
-// has one.
+// objects already merged (whose offsets its deltas then use). merged maps
+// every object of the merge to its offset in out (notWritten until it is
+// copied). Whole trees become deltas against an earlier version of the
+// same folder when bases has one.
 func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entries []packEntry, merged map[plumbing.Hash]uint32, bases *treeBases, added *[]packEntry) error {
 	f, err := os.Open(stem + ".pack")
 	if err != nil {
@@ -261,7 +262,7 @@ func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entri
 	if _, err := r.Discard(12); err != nil {
 		return err
 	}
-	moved := make(map[uint32]uint32, len(entries)) // offset here → offset in out
+	moved := make([]uint32, len(entries)) // entries[i] is at moved[i] in out
 	buf := *bufp
 	defer func() { *bufp = buf }()
 	var rewritten bytes.Buffer
@@ -278,8 +279,8 @@ func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entri
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return err
 		}
-		if at, dup := merged[e.hash]; dup {
-			moved[e.offset] = at
+		if at := merged[e.hash]; at != notWritten {
+			moved[i] = at // a duplicate
 			continue
 		}
 		raw := buf
@@ -300,10 +301,15 @@ func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entri
 			}
 		case packOfsDelta:
 			rel, n := readDeltaOffset(buf[hdr:])
-			base, ok := moved[e.offset-rel]
-			if n == 0 || rel == 0 || rel > e.offset || !ok {
+			var at int
+			found := n > 0 && rel > 0 && rel <= e.offset
+			if found {
+				at, found = slices.BinarySearchFunc(entries[:i], e.offset-rel, func(x packEntry, off uint32) int { return cmp.Compare(x.offset, off) })
+			}
+			if !found {
 				return fmt.Errorf("delta %s: base not found", e.hash)
 			}
+			base := moved[at]
 			bases.chain(out.off, base)
 			rewritten.Reset()
 			rewritten.Write(buf[:hdr])
@@ -313,7 +319,7 @@ func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entri
 		default:
 			return fmt.Errorf("pack entry %s has type %d (only whole objects and OFS_DELTA are merged)", e.hash, typ)
 		}
-		moved[e.offset] = out.off
+		moved[i] = out.off
 		merged[e.hash] = out.off
 		*added = append(*added, packEntry{hash: e.hash, offset: out.off, crc: crc32.ChecksumIEEE(raw)})
 		out.write(raw)
@@ -573,7 +579,7 @@ func (tb *treeBases) hinted(h plumbing.Hash, off uint32, merged map[plumbing.Has
 	}
 	baseOff, in := merged[hint.base]
 	depth, known := tb.depth[baseOff]
-	if !in || !known || depth+1 >= mergeDeltaDepth {
+	if !in || baseOff == notWritten || !known || depth+1 >= mergeDeltaDepth {
 		return nil
 	}
 	tb.depth[off] = depth + 1

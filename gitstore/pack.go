@@ -157,9 +157,9 @@ func (b *packBuilder) finish() *encodedPack {
 	return &encodedPack{pack: pack, entries: b.entries}
 }
 
-// buildIndex makes the version-2 index of a pack holding entries.
+// buildIndex makes the version-2 index of a pack holding entries (which
+// it sorts by hash, in place).
 func buildIndex(entries []packEntry, packSum [20]byte) []byte {
-	entries = slices.Clone(entries)
 	slices.SortFunc(entries, func(x, y packEntry) int { return bytes.Compare(x.hash[:], y.hash[:]) })
 	var idx bytes.Buffer
 	idx.Grow(8 + 256*4 + len(entries)*28 + 40)
