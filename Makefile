@@ -46,8 +46,8 @@ bench-store: build
 	$(BIN) bench store --deployments 50000 --writers 64 --duration 10s --results $(BENCH_OUT)
 	$(BIN) bench store --deployments 50000 --writers 64 --duration 10s --rate 1000 --reference=false --results $(BENCH_OUT)
 	$(BIN) bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
-	$(BIN) --memory-limit 120MiB bench store --deployments 50000 --writers 64 --duration 10s --reference=false --results $(BENCH_OUT)
-	$(BIN) --memory-limit 120MiB bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
+	$(BIN) --memory-limit 140MiB bench store --deployments 50000 --writers 64 --duration 10s --reference=false --results $(BENCH_OUT)
+	$(BIN) --memory-limit 140MiB bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
 	MENGI_CRASH_DEPLOYMENTS=50000 $(GO) test -count=1 -run TestStoreSIGKILLUnderLoad -v ./cmd/mengi
 
 bench-agent: build cluster-bin
