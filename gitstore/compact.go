@@ -131,23 +131,21 @@ func pickMerge(gitDir string, names []string) []string {
 // with removePacks. A paced merge sleeps as long as it works (see pacer).
 func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (string, error) {
 	dir := filepath.Join(gitDir, "objects", "pack")
-	// First the objects are counted (the pack's header comes first): every
-	// one goes into merged, not yet written. The indexes are read again to
-	// copy, so only one source's entries are in memory at a time.
-	merged := map[plumbing.Hash]uint32{}
-	count := 0
+	// First the objects are listed (the pack's header, which comes first,
+	// counts them). The indexes are read again to copy, so only one
+	// source's entries are in memory at a time.
+	var all []plumbing.Hash
 	for _, name := range names {
 		entries, err := readIndex(filepath.Join(dir, name))
 		if err != nil {
 			return "", fmt.Errorf("merge %s: %w", name, err)
 		}
+		all = slices.Grow(all, len(entries))
 		for _, e := range entries {
-			if _, seen := merged[e.hash]; !seen {
-				merged[e.hash] = notWritten
-				count++
-			}
+			all = append(all, e.hash)
 		}
 	}
+	merged := newMergedSet(all)
 	out, err := createPackStream(gitDir)
 	if err != nil {
 		return "", err
@@ -156,8 +154,7 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 	if paced {
 		out.pacer.slice = paceSlice
 	}
-	out.write(packHeader(count))
-	entries := make([]packEntry, 0, count)
+	out.write(packHeader(len(merged.hashes)))
 	bases := newTreeBases()
 	bases.hints = hints
 	r := bufio.NewReaderSize(nil, 64<<10) // one for every source
@@ -166,7 +163,7 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 		stem := filepath.Join(dir, name)
 		src, err := readIndex(stem)
 		if err == nil {
-			err = copyPack(out, r, &buf, stem, src, merged, bases, &entries)
+			err = copyPack(out, r, &buf, stem, src, merged, bases)
 		}
 		// Hints are made for the first merge of a batch pack only.
 		hints.forget(src)
@@ -181,7 +178,7 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 	name := "pack-" + plumbing.Hash(sum).String()
 	staged := &stagedPack{dir: dir, name: name, tmpPack: out.tmp}
 	out.tmp = ""
-	if staged.tmpIndex, err = writeTemp(nil, gitDir, buildIndex(entries, sum)); err != nil {
+	if staged.tmpIndex, err = writeTemp(nil, gitDir, merged.index(sum)); err != nil {
 		staged.discard()
 		return "", err
 	}
@@ -239,15 +236,56 @@ func (p *pacer) pace() {
 	}
 }
 
-// notWritten is merged's offset of an object not copied yet.
+// mergedSet is every object of a merge, sorted by id, with its offset in
+// the merged pack and its entry's CRC once it is copied: 28 bytes an
+// object, and already in the order of the pack's index.
+type mergedSet struct {
+	hashes []plumbing.Hash
+	offs   []uint32 // notWritten until copied
+	crcs   []uint32
+}
+
+// notWritten is the offset of an object not copied yet.
 const notWritten = ^uint32(0)
 
+// newMergedSet makes the set of the ids in all (duplicates allowed; all
+// is reused).
+func newMergedSet(all []plumbing.Hash) *mergedSet {
+	slices.SortFunc(all, func(a, b plumbing.Hash) int { return bytes.Compare(a[:], b[:]) })
+	all = slices.Clip(slices.Compact(all))
+	offs := make([]uint32, len(all))
+	for i := range offs {
+		offs[i] = notWritten
+	}
+	return &mergedSet{hashes: all, offs: offs, crcs: make([]uint32, len(all))}
+}
+
+// find returns h's place in the set.
+func (m *mergedSet) find(h plumbing.Hash) (int, bool) {
+	return slices.BinarySearchFunc(m.hashes, h, func(a, b plumbing.Hash) int { return bytes.Compare(a[:], b[:]) })
+}
+
+// offset returns where h was copied to, and whether it was.
+func (m *mergedSet) offset(h plumbing.Hash) (uint32, bool) {
+	i, ok := m.find(h)
+	if !ok || m.offs[i] == notWritten {
+		return 0, false
+	}
+	return m.offs[i], true
+}
+
+// index makes the merged pack's index.
+func (m *mergedSet) index(packSum [20]byte) []byte {
+	return indexOf(len(m.hashes), func(i int) (plumbing.Hash, uint32, uint32) {
+		return m.hashes[i], m.crcs[i], m.offs[i]
+	}, packSum)
+}
+
 // copyPack appends the entries of the pack at stem to out, skipping
-// objects already merged (whose offsets its deltas then use). merged maps
-// every object of the merge to its offset in out (notWritten until it is
-// copied). Whole trees become deltas against an earlier version of the
-// same folder when bases has one.
-func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entries []packEntry, merged map[plumbing.Hash]uint32, bases *treeBases, added *[]packEntry) error {
+// objects already merged (whose offsets its deltas then use), and records
+// where each went in merged. Whole trees become deltas against an earlier
+// version of the same folder when bases has one.
+func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entries []packEntry, merged *mergedSet, bases *treeBases) error {
 	f, err := os.Open(stem + ".pack")
 	if err != nil {
 		return err
@@ -279,8 +317,12 @@ func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entri
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return err
 		}
-		if at := merged[e.hash]; at != notWritten {
-			moved[i] = at // a duplicate
+		at, listed := merged.find(e.hash)
+		if !listed {
+			return fmt.Errorf("object %s was not listed", e.hash)
+		}
+		if merged.offs[at] != notWritten {
+			moved[i] = merged.offs[at] // a duplicate
 			continue
 		}
 		raw := buf
@@ -301,15 +343,15 @@ func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entri
 			}
 		case packOfsDelta:
 			rel, n := readDeltaOffset(buf[hdr:])
-			var at int
+			var bi int
 			found := n > 0 && rel > 0 && rel <= e.offset
 			if found {
-				at, found = slices.BinarySearchFunc(entries[:i], e.offset-rel, func(x packEntry, off uint32) int { return cmp.Compare(x.offset, off) })
+				bi, found = slices.BinarySearchFunc(entries[:i], e.offset-rel, func(x packEntry, off uint32) int { return cmp.Compare(x.offset, off) })
 			}
 			if !found {
 				return fmt.Errorf("delta %s: base not found", e.hash)
 			}
-			base := moved[at]
+			base := moved[bi]
 			bases.chain(out.off, base)
 			rewritten.Reset()
 			rewritten.Write(buf[:hdr])
@@ -320,8 +362,7 @@ func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entri
 			return fmt.Errorf("pack entry %s has type %d (only whole objects and OFS_DELTA are merged)", e.hash, typ)
 		}
 		moved[i] = out.off
-		merged[e.hash] = out.off
-		*added = append(*added, packEntry{hash: e.hash, offset: out.off, crc: crc32.ChecksumIEEE(raw)})
+		merged.offs[at], merged.crcs[at] = out.off, crc32.ChecksumIEEE(raw)
 		out.write(raw)
 	}
 	return out.err
@@ -572,14 +613,14 @@ func newTreeBases() *treeBases {
 // hinted returns the entry for the whole tree h, about to be written at
 // off, as the delta the committer left for it, when its base is already
 // in the merged pack (merged) and the chain stays short; nil otherwise.
-func (tb *treeBases) hinted(h plumbing.Hash, off uint32, merged map[plumbing.Hash]uint32) []byte {
+func (tb *treeBases) hinted(h plumbing.Hash, off uint32, merged *mergedSet) []byte {
 	hint, ok := tb.hints.take(h)
 	if !ok {
 		return nil
 	}
-	baseOff, in := merged[hint.base]
+	baseOff, in := merged.offset(hint.base)
 	depth, known := tb.depth[baseOff]
-	if !in || baseOff == notWritten || !known || depth+1 >= mergeDeltaDepth {
+	if !in || !known || depth+1 >= mergeDeltaDepth {
 		return nil
 	}
 	tb.depth[off] = depth + 1

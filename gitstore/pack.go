@@ -161,28 +161,40 @@ func (b *packBuilder) finish() *encodedPack {
 // it sorts by hash, in place).
 func buildIndex(entries []packEntry, packSum [20]byte) []byte {
 	slices.SortFunc(entries, func(x, y packEntry) int { return bytes.Compare(x.hash[:], y.hash[:]) })
+	return indexOf(len(entries), func(i int) (plumbing.Hash, uint32, uint32) {
+		return entries[i].hash, entries[i].crc, entries[i].offset
+	}, packSum)
+}
+
+// indexOf makes the version-2 index of a pack of n objects; entry gives
+// the i-th object's id, CRC and offset, in the order of the ids.
+func indexOf(n int, entry func(i int) (h plumbing.Hash, crc, offset uint32), packSum [20]byte) []byte {
 	var idx bytes.Buffer
-	idx.Grow(8 + 256*4 + len(entries)*28 + 40)
+	idx.Grow(8 + 256*4 + n*28 + 40)
 	idx.Write([]byte{0xff, 't', 'O', 'c', 0, 0, 0, 2})
 	var fanout [256]uint32
-	for _, e := range entries {
-		fanout[e.hash[0]]++
+	for i := range n {
+		h, _, _ := entry(i)
+		fanout[h[0]]++
 	}
 	var total uint32
 	for i := range fanout {
 		total += fanout[i]
 		idx.Write(binary.BigEndian.AppendUint32(nil, total))
 	}
-	for _, e := range entries {
-		idx.Write(e.hash[:])
+	for i := range n {
+		h, _, _ := entry(i)
+		idx.Write(h[:])
 	}
 	var word [4]byte
-	for _, e := range entries {
-		binary.BigEndian.PutUint32(word[:], e.crc)
+	for i := range n {
+		_, crc, _ := entry(i)
+		binary.BigEndian.PutUint32(word[:], crc)
 		idx.Write(word[:])
 	}
-	for _, e := range entries {
-		binary.BigEndian.PutUint32(word[:], e.offset)
+	for i := range n {
+		_, _, off := entry(i)
+		binary.BigEndian.PutUint32(word[:], off)
 		idx.Write(word[:])
 	}
 	idx.Write(packSum[:])
