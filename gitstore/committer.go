@@ -787,6 +787,13 @@ func (s *Store) removeMerged(ctx context.Context, names []string, merged string)
 			time.Sleep(removePause)
 		}
 	}
+	// The pack list is read again once, at the end. A lookup meanwhile that
+	// finds its object in a pack already removed reads the list again
+	// itself (see read). Reading it again after every chunk made go-git
+	// reload every pack index on the next lookup each time: with hundreds
+	// of packs (a start after a heavy run) that held up the committer's
+	// reads for a second at 1,000 writes/s.
+	s.objs.reindex()
 }
 
 // removeChunk packs are removed at a time, removePause apart.

@@ -134,15 +134,20 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 	// First the objects are listed (the pack's header, which comes first,
 	// counts them). The indexes are read again to copy, so only one
 	// source's entries are in memory at a time.
-	var all []plumbing.Hash
+	total := 0
 	for _, name := range names {
-		entries, err := readIndex(filepath.Join(dir, name))
+		if fi, err := os.Stat(filepath.Join(dir, name+".idx")); err == nil {
+			total += int(max(0, (fi.Size()-idxHeader-40)/28))
+		}
+	}
+	all := make([]plumbing.Hash, 0, total)
+	for _, name := range names {
+		idx, n, err := readIndexFile(filepath.Join(dir, name))
 		if err != nil {
 			return "", fmt.Errorf("merge %s: %w", name, err)
 		}
-		all = slices.Grow(all, len(entries))
-		for _, e := range entries {
-			all = append(all, e.hash)
+		for j := range n {
+			all = append(all, plumbing.Hash(idx[idxHeader+j*20:]))
 		}
 	}
 	merged := newMergedSet(all)
@@ -410,22 +415,35 @@ func readDeltaOffset(b []byte) (off uint32, n int) {
 	return 0, 0
 }
 
+// idxHeader is the size of a version-2 pack index's header and fan-out.
+const idxHeader = 8 + 256*4
+
+// readIndexFile reads a version-2 pack index without large offsets and
+// returns it with its number of objects.
+func readIndexFile(stem string) ([]byte, int, error) {
+	idx, err := os.ReadFile(stem + ".idx")
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(idx) < idxHeader+40 || !bytes.Equal(idx[:8], []byte{0xff, 't', 'O', 'c', 0, 0, 0, 2}) {
+		return nil, 0, fmt.Errorf("not a version-2 pack index")
+	}
+	n := int(binary.BigEndian.Uint32(idx[8+255*4:]))
+	if len(idx) != idxHeader+n*(20+4+4)+40 {
+		return nil, 0, fmt.Errorf("pack index has large offsets or a bad size")
+	}
+	return idx, n, nil
+}
+
 // readIndex reads the entries of a version-2 pack index (without large
 // offsets), sorted by offset; their CRCs are left out (a merge computes
 // them for what it writes).
 func readIndex(stem string) ([]packEntry, error) {
-	idx, err := os.ReadFile(stem + ".idx")
+	idx, n, err := readIndexFile(stem)
 	if err != nil {
 		return nil, err
 	}
-	const header = 8 + 256*4
-	if len(idx) < header+40 || !bytes.Equal(idx[:8], []byte{0xff, 't', 'O', 'c', 0, 0, 0, 2}) {
-		return nil, fmt.Errorf("not a version-2 pack index")
-	}
-	n := int(binary.BigEndian.Uint32(idx[8+255*4:]))
-	if len(idx) != header+n*(20+4+4)+40 {
-		return nil, fmt.Errorf("pack index has large offsets or a bad size")
-	}
+	const header = idxHeader
 	entries := make([]packEntry, n)
 	for i := range n {
 		copy(entries[i].hash[:], idx[header+i*20:])
@@ -578,7 +596,7 @@ func mergeable(stem string) bool {
 // (up to two per folder): enough for a few hundred folders of a few
 // hundred entries. Fewer made merges forget the bases of a 100-cluster
 // repository every few trees and store most trees whole.
-const maxTreeBaseBytes = 16 << 20
+const maxTreeBaseBytes = 6 << 20
 
 // mergeDeltaDepth bounds the delta chains a merge makes of whole trees
 // (deltas a batch made may hang off them, up to maxDeltaDepth more).
@@ -726,7 +744,7 @@ func (tb *treeBases) buffer(n int) []byte {
 }
 
 // maxSpareBases bounds the dropped bases kept for reuse.
-const maxSpareBases = 64
+const maxSpareBases = 16
 
 // drop keeps the memory of a base no longer used (nothing else refers to
 // it: a base's data is only read while it is a base) for buffer.

@@ -126,12 +126,18 @@ func vanished(err error) bool {
 	return errors.Is(err, dotgit.ErrPackfileNotFound) || errors.Is(err, fs.ErrNotExist)
 }
 
-// locked runs fn while no lookup is in progress, then makes the reader
-// read the pack list again (fn changed it).
+// locked runs fn while no lookup is in progress.
 func (r *objectReader) locked(fn func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fn()
+}
+
+// reindex makes the reader read the pack list again. go-git then reloads
+// every pack index on the next lookup.
+func (r *objectReader) reindex() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.st.Reindex()
 }
 
