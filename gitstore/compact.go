@@ -596,7 +596,7 @@ func mergeable(stem string) bool {
 // (up to two per folder): enough for a few hundred folders of a few
 // hundred entries. Fewer made merges forget the bases of a 100-cluster
 // repository every few trees and store most trees whole.
-const maxTreeBaseBytes = 6 << 20
+const maxTreeBaseBytes = 16 << 20
 
 // mergeDeltaDepth bounds the delta chains a merge makes of whole trees
 // (deltas a batch made may hang off them, up to maxDeltaDepth more).
