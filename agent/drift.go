@@ -16,21 +16,27 @@ import (
 // change is reported in its status (drift, drift_corrected_at).
 func (a *Agent) checkDrift(ctx context.Context) {
 	type target struct{ path, clusterID, name string }
-	var targets []target
+	// Candidates by phase under the store's lock; their deployments are
+	// unpacked after it (records do not change), so a scan of many
+	// deployments does not hold up the store's writes.
+	var candidates []*gitstore.Record
 	a.store.Read(func(v *gitstore.View) {
 		v.Each(func(r *gitstore.Record) {
-			if r.Err != nil || (r.Phase != schema.PhaseRunning && r.Phase != schema.PhaseStopped) {
-				return
-			}
-			d := r.Deployment()
-			if d == nil || d.Metadata.DeletionRequestedAt != nil || d.Status == nil {
-				return
-			}
-			if (d.Status.Phase == schema.PhaseRunning || d.Status.Phase == schema.PhaseStopped) && d.Status.SpecDigest == d.Spec.Digest() {
-				targets = append(targets, target{r.Path, d.Spec.ClusterID, d.Spec.Name})
+			if r.Err == nil && (r.Phase == schema.PhaseRunning || r.Phase == schema.PhaseStopped) {
+				candidates = append(candidates, r)
 			}
 		})
 	})
+	var targets []target
+	for _, r := range candidates {
+		d := r.Deployment()
+		if d == nil || d.Metadata.DeletionRequestedAt != nil || d.Status == nil {
+			continue
+		}
+		if (d.Status.Phase == schema.PhaseRunning || d.Status.Phase == schema.PhaseStopped) && d.Status.SpecDigest == d.Spec.Digest() {
+			targets = append(targets, target{r.Path, d.Spec.ClusterID, d.Spec.Name})
+		}
+	}
 	conns := a.clusters.reachable(ctx)
 	for _, t := range targets {
 		conn := conns[t.clusterID]

@@ -162,12 +162,17 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request, user *s
 		return (q.clusterID == "" || rec.ClusterID() == q.clusterID) &&
 			(q.status == "" || rec.Phase == q.status)
 	})
-	out := make([]DeploymentResponse, len(recs))
+	clusters := make([]*schema.Cluster, len(recs))
 	s.store.Read(func(v *gitstore.View) {
 		for i, rec := range recs {
-			out[i] = deploymentResponse(rec, v.Cluster(rec.ClusterID()))
+			clusters[i] = v.Cluster(rec.ClusterID())
 		}
 	})
+	// Deployments are unpacked outside the store's lock.
+	out := make([]DeploymentResponse, len(recs))
+	for i, rec := range recs {
+		out[i] = deploymentResponse(rec, clusters[i])
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
