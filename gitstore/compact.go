@@ -744,7 +744,7 @@ func (tb *treeBases) buffer(n int) []byte {
 }
 
 // maxSpareBases bounds the dropped bases kept for reuse.
-const maxSpareBases = 16
+const maxSpareBases = 64
 
 // drop keeps the memory of a base no longer used (nothing else refers to
 // it: a base's data is only read while it is a base) for buffer.
