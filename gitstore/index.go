@@ -107,7 +107,7 @@ func (ix *index) unlink(r *Record) {
 		if ix.deployments[id] == r.Path {
 			delete(ix.deployments, id)
 		}
-		uid := r.OwnerID()
+		uid := unique.Make(r.OwnerID()).Value() // a key that keeps no record alive
 		list := ix.byUser[uid]
 		if i, found := slices.BinarySearchFunc(list, id, byID); found && list[i] == r {
 			ix.byUser[uid] = slices.Delete(list, i, i+1)
