@@ -176,6 +176,9 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 			return "", fmt.Errorf("merge %s: %w", name, err)
 		}
 	}
+	if i := slices.Index(merged.offs, notWritten); i >= 0 {
+		return "", fmt.Errorf("merge: object %s was listed but not copied", merged.hashes[i])
+	}
 	sum, err := out.finish()
 	if err != nil {
 		return "", err

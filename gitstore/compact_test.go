@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
 )
 
 func packCount(dir string) int {
@@ -204,4 +206,49 @@ func TestNoHintsWithoutMerging(t *testing.T) {
 	if n := s.hints.len(); n != 0 {
 		t.Fatalf("%d hints kept with merging off", n)
 	}
+}
+
+// TestMergeKeepsOneCopyOfEachObject merges packs that hold the same object
+// (one file content written twice, in two batches) and checks the merged
+// pack holds every object once, with an index git accepts.
+func TestMergeKeepsOneCopyOfEachObject(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{CompactAfter: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := []byte("the same content\n")
+	writeFiles(t, s, map[string][]byte{"clusters/" + testCluster + "/a.yaml": same})
+	writeFiles(t, s, map[string][]byte{"clusters/" + testCluster + "/b.yaml": same})
+	writeFiles(t, s, map[string][]byte{"clusters/" + testCluster + "/a.yaml": nil})
+	names := s.own.snapshot()
+	total, unique := 0, map[plumbing.Hash]bool{}
+	for _, n := range names {
+		entries, err := readIndex(filepath.Join(dir, "objects", "pack", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(entries)
+		for _, e := range entries {
+			unique[e.hash] = true
+		}
+	}
+	if total == len(unique) {
+		t.Fatalf("no object is in two packs (%d objects): the test needs one", total)
+	}
+	merged, err := mergePacks(dir, names, false, s.hints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := readIndex(filepath.Join(dir, "objects", "pack", merged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(unique) {
+		t.Errorf("merged pack holds %d objects, want %d (of %d in the packs merged)", len(entries), len(unique), total)
+	}
+	s.objs.locked(func() { removePacks(dir, names, merged, nil) })
+	s.Close()
+	runGit(t, dir, "fsck", "--strict", "--no-dangling")
+	runGit(t, dir, "verify-pack", filepath.Join(dir, "objects", "pack", merged+".idx"))
 }
