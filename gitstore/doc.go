@@ -10,7 +10,8 @@
 //
 // Reads never decode Git objects per request: an in-memory index of every
 // record, built once from the head tree and kept current by the committer
-// and by external pushes, answers get and list; a per-deployment history
+// and by external pushes, answers get and list (it holds each deployment
+// packed in one string; Record.Deployment unpacks a copy); a per-deployment history
 // index (saved in the git directory as mengi-history, so a restart walks
 // only new commits) answers history. The worktree API is never used.
 package gitstore
