@@ -150,3 +150,29 @@ func TestRecordGivesBackWhatWasWritten(t *testing.T) {
 		t.Fatalf("only %d deployments checked", n)
 	}
 }
+
+// FuzzUnpackDeployment unpacks arbitrary bytes: an error or a deployment,
+// never a panic; and whatever unpacks packs back to the same bytes.
+func FuzzUnpackDeployment(f *testing.F) {
+	p := DeploymentPath(testCluster, "web")
+	f.Add(packDeployment(newDeployment(1, testCluster, "web"), p))
+	var d schema.Deployment
+	n := 0
+	fill(reflect.ValueOf(&d).Elem(), &n)
+	f.Add(packDeployment(&d, p))
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := unpackDeployment(s, p)
+		if err != nil {
+			return
+		}
+		again := packDeployment(d, p)
+		back, err := unpackDeployment(again, p)
+		if err != nil {
+			t.Fatalf("a deployment unpacked from the input does not unpack after packing: %v", err)
+		}
+		if packDeployment(back, p) != again {
+			t.Fatalf("packing is not stable")
+		}
+	})
+}
