@@ -27,9 +27,10 @@ func (a *Agent) read(path string) snapshot {
 	var s snapshot
 	a.store.Read(func(v *gitstore.View) {
 		s.rec = v.Record(path)
-		if s.rec != nil && s.rec.HasDeployment() {
-			s.d = s.rec.Deployment()
-			s.cluster = v.Cluster(s.d.Spec.ClusterID)
+		if s.rec != nil {
+			if s.d = s.rec.Deployment(); s.d != nil {
+				s.cluster = v.Cluster(s.d.Spec.ClusterID)
+			}
 		}
 	})
 	s.head = a.store.Head()

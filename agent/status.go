@@ -121,7 +121,7 @@ func (w *statusWriter) commit(ctx context.Context, batch []*statusUpdate) error 
 				continue // gone or replaced meanwhile
 			}
 			d := rec.Deployment()
-			if u.digest != "" && rec.Err == nil && d.Spec.Digest() != u.digest {
+			if d == nil || u.digest != "" && rec.Err == nil && d.Spec.Digest() != u.digest {
 				continue // the spec changed meanwhile; it will be reconciled again
 			}
 			name := subjectName(v, d)
