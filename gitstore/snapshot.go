@@ -103,6 +103,11 @@ func writeSnapshot(gitDir string, head plumbing.Hash, records []*Record) error {
 
 var errSnapshot = errors.New("not a valid index snapshot")
 
+// errSnapshotOutdated is a snapshot another version of the store wrote
+// (another format, or another deployment schema): expected once after an
+// upgrade.
+var errSnapshotOutdated = fmt.Errorf("%w: written by another version", errSnapshot)
+
 // readSnapshot streams the snapshot: it calls useHead with the commit the
 // snapshot describes (an error from it stops the read), then each with
 // every record's encoding, and checks the checksum at the end: the
@@ -127,11 +132,14 @@ func readSnapshot(gitDir string, useHead func(plumbing.Hash) error, each func([]
 	magic := make([]byte, len(snapshotMagic))
 	var head plumbing.Hash
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
+		if bytes.HasPrefix(magic, []byte("mengi-index ")) {
+			return fmt.Errorf("%w (format %q)", errSnapshotOutdated, bytes.TrimSpace(magic[len("mengi-index "):]))
+		}
 		return fmt.Errorf("%w: unknown format", errSnapshot)
 	}
 	var layout [sha1.Size]byte
 	if _, err := io.ReadFull(r, layout[:]); err != nil || layout != packLayout() {
-		return fmt.Errorf("%w: made by a build with another deployment schema", errSnapshot)
+		return fmt.Errorf("%w (another deployment schema)", errSnapshotOutdated)
 	}
 	if _, err := io.ReadFull(r, head[:]); err != nil {
 		return fmt.Errorf("%w: %v", errSnapshot, err)
@@ -179,7 +187,11 @@ func (s *Store) loadSnapshot() (commit, tree plumbing.Hash, ok bool) {
 	if err == nil {
 		return commit, tree, true
 	}
-	if !errors.Is(err, os.ErrNotExist) {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, errSnapshotOutdated):
+		s.log.Info("index snapshot from another version; parsing every file", "err", err)
+	default:
 		s.log.Warn("index snapshot unusable; parsing every file", "err", err)
 	}
 	s.idx = newIndex()

@@ -224,8 +224,8 @@ func TestStaleSnapshotTakesInLaterCommits(t *testing.T) {
 
 // TestBadSnapshotIsIgnored damages the snapshot, makes it name a commit
 // the repository does not have, and makes it come from a build with
-// another deployment schema: each time the store parses every file and
-// opens with the right index.
+// another deployment schema or an older format: each time the store
+// parses every file and opens with the right index.
 func TestBadSnapshotIsIgnored(t *testing.T) {
 	dir, good := closedRichRepository(t)
 	snap := filepath.Join(dir, snapshotFileName)
@@ -236,9 +236,11 @@ func TestBadSnapshotIsIgnored(t *testing.T) {
 	unknown, layout := slices.Clone(good), slices.Clone(good)
 	unknown[len(snapshotMagic)+sha1.Size] ^= 0xff
 	layout[len(snapshotMagic)] ^= 0xff
+	older := slices.Clone(good)
+	older[len(snapshotMagic)-2] = '1' // "mengi-index 1\n"
 	full := parsedStore(t, dir)
 	for name, content := range map[string][]byte{"damaged": flipped, "truncated": good[:len(good)-7],
-		"unknown commit": rechecksum(unknown), "other schema": rechecksum(layout)} {
+		"unknown commit": rechecksum(unknown), "other schema": rechecksum(layout), "older format": rechecksum(older)} {
 		t.Run(name, func(t *testing.T) {
 			if err := os.WriteFile(snap, content, 0o644); err != nil {
 				t.Fatal(err)
@@ -250,8 +252,13 @@ func TestBadSnapshotIsIgnored(t *testing.T) {
 			}
 			defer st.Close()
 			equalIndexes(t, st, full)
-			if !strings.Contains(logs.String(), "index snapshot unusable") {
+			if !strings.Contains(logs.String(), "parsing every file") {
 				t.Errorf("the %s snapshot was used; log:\n%s", name, logs.String())
+			}
+			// A snapshot of another version is expected after an upgrade:
+			// information, not a warning.
+			if upgrade := name == "other schema" || name == "older format"; upgrade != strings.Contains(logs.String(), "from another version") {
+				t.Errorf("the %s snapshot logged as an upgrade: %v; log:\n%s", name, !upgrade, logs.String())
 			}
 		})
 	}
