@@ -230,6 +230,14 @@ type batch struct {
 	done       chan error    // the outcome of making it durable
 }
 
+// markStaged tells gather that the batch's pack is on disk (or failed to
+// be); batches run alone (tryBatch) have no one to tell.
+func (b *batch) markStaged() {
+	if b.staged != nil {
+		close(b.staged)
+	}
+}
+
 // start builds reqs into a batch on top of the batches in flight and
 // starts making it durable: its pack is written at once, its ref update
 // waits until the batch before has landed. It returns the batches now in
@@ -483,9 +491,7 @@ var errBaseFailed = errors.New("the batch before did not land")
 func (s *Store) persist(b *batch) error {
 	if b.pack == nil {
 		// Nothing to write: the batch lands when the one before it does.
-		if b.staged != nil {
-			close(b.staged)
-		}
+		b.markStaged()
 		if !<-b.after {
 			return errBaseFailed
 		}
@@ -511,9 +517,7 @@ func (s *Store) persist(b *batch) error {
 			s.own.add(p.name) // merged later even when the ref does not move
 		}
 	}
-	if b.staged != nil {
-		close(b.staged)
-	}
+	b.markStaged()
 	<-prepared
 	ok := <-b.after
 	if err == nil {

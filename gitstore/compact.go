@@ -446,11 +446,10 @@ func readIndex(stem string) ([]packEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	const header = idxHeader
 	entries := make([]packEntry, n)
 	for i := range n {
-		copy(entries[i].hash[:], idx[header+i*20:])
-		entries[i].offset = binary.BigEndian.Uint32(idx[header+n*24+i*4:])
+		copy(entries[i].hash[:], idx[idxHeader+i*20:])
+		entries[i].offset = binary.BigEndian.Uint32(idx[idxHeader+n*24+i*4:])
 	}
 	slices.SortFunc(entries, func(x, y packEntry) int { return int(x.offset) - int(y.offset) })
 	return entries, nil

@@ -99,56 +99,44 @@ func sharedPrefix(a, b []treeChunk) int {
 }
 
 // sharedSuffix returns how many trailing bytes the trees of chunks a and b
-// share.
+// share: sharedPrefix from the end.
 func sharedSuffix(a, b []treeChunk) int {
 	s := 0
 	ai, bi := len(a)-1, len(b)-1
-	ae, be := 0, 0 // end of what is left of chunks ai and bi
-	if ai >= 0 {
-		ae = len(a[ai].data)
-	}
-	if bi >= 0 {
-		be = len(b[bi].data)
-	}
+	ae, be := chunkLen(a, ai), chunkLen(b, bi) // what is left of chunks ai and bi
 	for ai >= 0 && bi >= 0 {
 		x, y := a[ai].data[:ae], b[bi].data[:be]
 		if ae == len(a[ai].data) && be == len(b[bi].data) && sameChunk(x, y) {
 			s += len(x)
-		} else {
-			n := min(len(x), len(y))
-			c := commonSuffix(x[len(x)-n:], y[len(y)-n:])
-			s += c
-			if c < n {
-				return s
-			}
-			ae, be = ae-n, be-n
-			if ae > 0 && be > 0 {
-				continue
-			}
-			if ae > 0 {
-				bi--
-				if bi >= 0 {
-					be = len(b[bi].data)
-				}
-				continue
-			}
-			if be > 0 {
-				ai--
-				if ai >= 0 {
-					ae = len(a[ai].data)
-				}
-				continue
-			}
+			ai, bi = ai-1, bi-1
+			ae, be = chunkLen(a, ai), chunkLen(b, bi)
+			continue
 		}
-		ai, bi = ai-1, bi-1
-		if ai >= 0 {
-			ae = len(a[ai].data)
+		n := min(len(x), len(y))
+		c := commonSuffix(x[len(x)-n:], y[len(y)-n:])
+		s += c
+		if c < n {
+			return s
 		}
-		if bi >= 0 {
-			be = len(b[bi].data)
+		ae, be = ae-n, be-n
+		if ae == 0 {
+			ai--
+			ae = chunkLen(a, ai)
+		}
+		if be == 0 {
+			bi--
+			be = chunkLen(b, bi)
 		}
 	}
 	return s
+}
+
+// chunkLen is the length of chunk i, 0 before the first.
+func chunkLen(c []treeChunk, i int) int {
+	if i < 0 {
+		return 0
+	}
+	return len(c[i].data)
 }
 
 // commonPrefix returns how many leading bytes a and b share, comparing
