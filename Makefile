@@ -1,6 +1,8 @@
 # Mengi GitOps. `make run` starts everything; `make test` runs every test.
 GO       ?= go
 BIN      ?= bin/mengi
+# The API server alone (no Kubernetes or Helm code): what production runs for the API and the store.
+SERVER_BIN ?= bin/mengi-server
 DATA     ?= .run
 # The local control plane's binaries live outside the tree, keyed on their pinned versions.
 CLUSTER_BIN = $(shell bash tools/devcluster/build.sh --print-dir)
@@ -9,6 +11,7 @@ CLUSTER_BIN = $(shell bash tools/devcluster/build.sh --print-dir)
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mengi
+	$(GO) build -o $(SERVER_BIN) ./cmd/mengi-server
 
 ## run: the whole system on an embedded default (local repo, API, agent, local cluster).
 run: build cluster-bin
@@ -35,22 +38,22 @@ bench: build
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) test -run '^$$' -bench . -benchmem ./gitstore ./schema
 	for n in 0 10000 50000; do for c in 1 32; do \
-	  $(BIN) bench api --deployments $$n --clients $$c --duration 15s --results $(BENCH_OUT) || exit 1; \
+	  $(SERVER_BIN) bench api --deployments $$n --clients $$c --duration 15s --results $(BENCH_OUT) || exit 1; \
 	done; done
 
-## bench-agent: the agent's benchmark of BENCHMARKS.md: latency and 200 deployments on a local cluster it starts and stops.
-# The Git store alone (issue 6): reads, writes at 50,000 deployments beside
-# git fast-import, and the SIGKILL test at 50,000.
+## bench-store: the Git store alone (issue 6), in the server process (mengi-server): reads, writes at
+# 50,000 deployments beside git fast-import, and the SIGKILL test at 50,000.
 bench-store: build
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) test -run '^$$' -bench 'GetByID|List100|Diff' -benchtime 5000x ./gitstore
-	$(BIN) bench store --deployments 50000 --writers 64 --duration 10s --results $(BENCH_OUT)
-	$(BIN) bench store --deployments 50000 --writers 64 --duration 10s --rate 1000 --reference=false --results $(BENCH_OUT)
-	$(BIN) bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
-	$(BIN) --memory-limit 140MiB bench store --deployments 50000 --writers 64 --duration 10s --reference=false --results $(BENCH_OUT)
-	$(BIN) --memory-limit 140MiB bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
-	MENGI_CRASH_DEPLOYMENTS=50000 $(GO) test -count=1 -run TestStoreSIGKILLUnderLoad -v ./cmd/mengi
+	$(SERVER_BIN) bench store --deployments 50000 --writers 64 --duration 10s --results $(BENCH_OUT)
+	$(SERVER_BIN) bench store --deployments 50000 --writers 64 --duration 10s --rate 1000 --reference=false --results $(BENCH_OUT)
+	$(SERVER_BIN) bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
+	$(SERVER_BIN) --memory-limit 140MiB bench store --deployments 50000 --writers 64 --duration 10s --reference=false --results $(BENCH_OUT)
+	$(SERVER_BIN) --memory-limit 140MiB bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
+	MENGI_CRASH_DEPLOYMENTS=50000 $(GO) test -count=1 -run TestStoreSIGKILLUnderLoad -v ./cmd/mengi-server
 
+## bench-agent: the agent's benchmark of BENCHMARKS.md: latency and 200 deployments on a local cluster it starts and stops.
 bench-agent: build cluster-bin
 	@mkdir -p $(dir $(BENCH_OUT))
 	MENGI_CLUSTER_BIN=$(CLUSTER_BIN) $(BIN) bench agent --deployments 200 --latency-runs 20 --results $(BENCH_OUT)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mengi-cloud/gitops/agent"
 	"github.com/mengi-cloud/gitops/cluster"
+	"github.com/mengi-cloud/gitops/cmd/internal/servercmd"
 	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/render"
 	"github.com/mengi-cloud/gitops/schema"
@@ -30,11 +31,11 @@ func agentCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "agent",
 		Usage: "apply the repository's deployments to their clusters and write their status back",
-		Flags: append([]cli.Flag{repoFlag, logFlag,
+		Flags: append([]cli.Flag{servercmd.RepoFlag(), servercmd.LogFlag(),
 			&cli.StringFlag{Name: "cpu-profile", Usage: "write a CPU profile of the whole run to this file (for `mengi bench agent`)", Hidden: true},
 		}, agentFlags()...),
 		Action: func(c *cli.Context) error {
-			log, err := newLogger(c.String("log-level"))
+			log, err := servercmd.NewLogger(c.String("log-level"))
 			if err != nil {
 				return err
 			}

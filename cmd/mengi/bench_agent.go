@@ -29,6 +29,7 @@ import (
 
 	"github.com/mengi-cloud/gitops/api"
 	"github.com/mengi-cloud/gitops/bench"
+	"github.com/mengi-cloud/gitops/cmd/internal/servercmd"
 	"github.com/mengi-cloud/gitops/devcluster"
 	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/registry"
@@ -207,7 +208,7 @@ func benchAgent(c *cli.Context) (err error) {
 		c.Int("workers"), first.Seconds(), len(lat), bench.Percentile(lat, 0.50).Seconds(), bench.Percentile(lat, 0.95).Seconds(), bench.Percentile(lat, 1).Seconds(),
 		n, acked.Seconds(), n, loadTook.Seconds(), peak, cpu, storeLags, load0, load1)
 	fmt.Fprintln(out, line)
-	return appendResult(c.String("results"), line)
+	return servercmd.AppendResult(c.String("results"), line)
 }
 
 // storeLags counts the times waitRunning found the store behind the
@@ -360,7 +361,7 @@ func (p *benchAgentProc) procStatus(field string) int {
 	if err != nil {
 		return 0
 	}
-	for _, line := range splitLines(string(b)) {
+	for _, line := range strings.Split(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
 			return kb

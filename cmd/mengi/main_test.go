@@ -1,11 +1,10 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
-	"syscall"
 	"testing"
+
+	"github.com/mengi-cloud/gitops/cmd/internal/servercmd"
 
 	"github.com/mengi-cloud/gitops/devcluster/clustertest"
 )
@@ -26,11 +25,5 @@ func TestMain(m *testing.M) {
 
 // runAsMengi runs `mengi args...` as main does and returns the exit status.
 func runAsMengi(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newApp().RunContext(ctx, append([]string{"mengi"}, args...)); err != nil {
-		os.Stderr.WriteString("mengi: " + err.Error() + "\n")
-		return exitCode(err)
-	}
-	return 0
+	return servercmd.Run(newApp(), append([]string{"mengi"}, args...))
 }

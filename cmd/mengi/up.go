@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mengi-cloud/gitops/cmd/internal/servercmd"
 	"github.com/mengi-cloud/gitops/devcluster"
 	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/registry"
@@ -31,14 +32,14 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "kubeconfig", Usage: "deploy to this cluster instead of starting the local one", EnvVars: []string{"MENGI_KUBECONFIG"}},
 			&cli.StringFlag{Name: "context", Usage: "context of --kubeconfig (default: its current context)"},
 			&cli.StringFlag{Name: "domain", Usage: "DNS domain for the cluster's ingress hosts", Value: "local.mengi.dev"},
-			logFlag,
+			servercmd.LogFlag(),
 		}, agentFlags()...),
 		Action: up,
 	}
 }
 
 func up(c *cli.Context) error {
-	log, err := newLogger(c.String("log-level"))
+	log, err := servercmd.NewLogger(c.String("log-level"))
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ func up(c *cli.Context) error {
 		agentErr = a.Run(ctx)
 		cancel()
 	}()
-	apiErr := serveAPI(ctx, store, c.String("listen"), 30*time.Second, log, func(addr string) {
+	apiErr := servercmd.ServeAPI(ctx, store, c.String("listen"), 30*time.Second, log, func(addr string) {
 		fmt.Fprintf(c.App.Writer, `
 Mengi GitOps is up.
   API:        http://%[1]s   (OpenAPI: http://%[1]s/openapi.json)

@@ -1,4 +1,4 @@
-package main
+package servercmd
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -16,11 +17,13 @@ import (
 	"github.com/mengi-cloud/gitops/gitstore"
 )
 
-func benchCommand() *cli.Command {
+// BenchCommand is `bench` with its api and store subcommands, and more
+// (the mengi binary adds the agent's).
+func BenchCommand(more ...*cli.Command) *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure throughput and latency (results for BENCHMARKS.md)",
-		Subcommands: []*cli.Command{{
+		Subcommands: append([]*cli.Command{{
 			Name:  "api",
 			Usage: "acknowledged creates per second and latency over loopback HTTP, on a repository seeded with --deployments",
 			Flags: []cli.Flag{
@@ -33,7 +36,7 @@ func benchCommand() *cli.Command {
 				&cli.StringFlag{Name: "log-level", Usage: "log level of the store (warn: quiet)", Value: "warn"},
 			},
 			Action: benchAPI,
-		}, benchAgentCommand(), benchStoreCommand()},
+		}, benchStoreCommand()}, more...),
 	}
 }
 
@@ -55,7 +58,7 @@ func benchAPI(c *cli.Context) error {
 	}
 	seeded := time.Since(t0)
 	t0 = time.Now()
-	log, err := newLogger(c.String("log-level"))
+	log, err := NewLogger(c.String("log-level"))
 	if err != nil {
 		return err
 	}
@@ -75,14 +78,14 @@ func benchAPI(c *cli.Context) error {
 
 	res := bench.CreateLoad(c.Context, "http://"+ln.Addr().String(), seed.Key, seed.ClusterIDs, c.Int("clients"), c.Duration("duration"), 0)
 	line := fmt.Sprintf("deployments=%d clients=%d %s seed_s=%.1f open_s=%.2f rss_mb=%d",
-		c.Int("deployments"), c.Int("clients"), res, seeded.Seconds(), opened.Seconds(), peakRSSMB())
+		c.Int("deployments"), c.Int("clients"), res, seeded.Seconds(), opened.Seconds(), PeakRSSMB())
 	fmt.Fprintln(c.App.Writer, line)
-	return appendResult(c.String("results"), line)
+	return AppendResult(c.String("results"), line)
 }
 
-// appendResult appends a benchmark's result line to file (none when file
+// AppendResult appends a benchmark's result line to file (none when file
 // is empty).
-func appendResult(file, line string) error {
+func AppendResult(file, line string) error {
 	if file == "" {
 		return nil
 	}
@@ -97,8 +100,8 @@ func appendResult(file, line string) error {
 	return out.Close()
 }
 
-// peakRSSMB reads the process's peak resident set size (VmHWM) in MiB.
-func peakRSSMB() int { return statusMB("VmHWM") }
+// PeakRSSMB reads the process's peak resident set size (VmHWM) in MiB.
+func PeakRSSMB() int { return statusMB("VmHWM") }
 
 // statusMB reads a "<field>: N kB" line of /proc/self/status, in MiB (0
 // when there is none).
@@ -108,22 +111,10 @@ func statusMB(field string) int {
 		return 0
 	}
 	var kb int
-	for _, line := range splitLines(string(b)) {
+	for _, line := range strings.Split(string(b), "\n") {
 		if _, err := fmt.Sscanf(line, field+": %d kB", &kb); err == nil {
 			return kb / 1024
 		}
 	}
 	return 0
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := range len(s) {
-		if s[i] == '\n' {
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, s[start:])
 }

@@ -1,4 +1,4 @@
-package main
+package servercmd
 
 import (
 	"context"
@@ -16,23 +16,28 @@ import (
 	"github.com/mengi-cloud/gitops/gitstore"
 )
 
-var (
-	repoFlag = &cli.StringFlag{Name: "repo", Usage: "bare Git repository holding the deployments (created when missing)", Required: true, EnvVars: []string{"MENGI_REPO"}}
-	logFlag  = &cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"MENGI_LOG_LEVEL"}}
-)
+// RepoFlag is --repo, the bare repository a command works on.
+func RepoFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "repo", Usage: "bare Git repository holding the deployments (created when missing)", Required: true, EnvVars: []string{"MENGI_REPO"}}
+}
+
+// LogFlag is --log-level.
+func LogFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"MENGI_LOG_LEVEL"}}
+}
 
 func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "serve the deployments API on a Git repository",
 		Flags: []cli.Flag{
-			repoFlag,
+			RepoFlag(),
 			&cli.StringFlag{Name: "listen", Usage: "address to listen on", Value: "127.0.0.1:8080", EnvVars: []string{"MENGI_LISTEN"}},
 			&cli.DurationFlag{Name: "shutdown-timeout", Usage: "how long SIGTERM waits for in-flight requests", Value: 30 * time.Second},
-			logFlag,
+			LogFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			log, err := newLogger(c.String("log-level"))
+			log, err := NewLogger(c.String("log-level"))
 			if err != nil {
 				return err
 			}
@@ -41,15 +46,15 @@ func serveCommand() *cli.Command {
 				return err
 			}
 			defer store.Close()
-			return serveAPI(c.Context, store, c.String("listen"), c.Duration("shutdown-timeout"), log, nil)
+			return ServeAPI(c.Context, store, c.String("listen"), c.Duration("shutdown-timeout"), log, nil)
 		},
 	}
 }
 
-// serveAPI serves the API until ctx ends, then lets in-flight requests (and
+// ServeAPI serves the API until ctx ends, then lets in-flight requests (and
 // so their commits) finish before returning. ready, when set, is called
 // with the bound address.
-func serveAPI(ctx context.Context, store *gitstore.Store, addr string, grace time.Duration, log *slog.Logger, ready func(addr string)) error {
+func ServeAPI(ctx context.Context, store *gitstore.Store, addr string, grace time.Duration, log *slog.Logger, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
@@ -82,7 +87,9 @@ func serveAPI(ctx context.Context, store *gitstore.Store, addr string, grace tim
 	return nil
 }
 
-func newLogger(level string) (*slog.Logger, error) {
+// NewLogger returns a text logger on stderr at the named level (debug,
+// info, warn or error).
+func NewLogger(level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: %w", level, err)

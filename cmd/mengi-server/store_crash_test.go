@@ -16,7 +16,7 @@ import (
 	"github.com/mengi-cloud/gitops/bench"
 )
 
-// TestStoreSIGKILLUnderLoad kills `mengi bench store` (64 writers,
+// TestStoreSIGKILLUnderLoad kills `mengi-server bench store` (64 writers,
 // creates and updates, each acknowledged write logged as it is
 // acknowledged) with SIGKILL again and again in the middle of its load,
 // and checks after every kill that every acknowledged write is in the
@@ -69,7 +69,7 @@ func TestStoreSIGKILLUnderLoad(t *testing.T) {
 	}
 	for k := range kills {
 		before := ackLines(ackLog)
-		cmd := mengiCmd("bench", "store", "--dir", dir, "--writers", strconv.Itoa(writers), "--duration", "10m",
+		cmd := serverCmd("bench", "store", "--dir", dir, "--writers", strconv.Itoa(writers), "--duration", "10m",
 			"--reference=false", "--check=false", "--ack-log", ackLog)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -100,7 +100,7 @@ func TestStoreSIGKILLUnderLoad(t *testing.T) {
 	}
 	// The store opens what the kills left and goes on (its own check:
 	// one commit per acknowledged write, git fsck --strict).
-	out := runMengi(t, "bench", "store", "--dir", dir, "--writers", "8", "--duration", "1s", "--reference=false", "--ack-log", ackLog)
+	out := run(t, "bench", "store", "--dir", dir, "--writers", "8", "--duration", "1s", "--reference=false", "--ack-log", ackLog)
 	if !strings.Contains(out, "git fsck --strict clean") {
 		t.Fatalf("final run:\n%s", out)
 	}

@@ -1,4 +1,4 @@
-package main
+package servercmd
 
 import (
 	"fmt"
@@ -80,7 +80,7 @@ func benchStore(c *cli.Context) error {
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetPeakRSS()
-	log, err := newLogger(c.String("log-level"))
+	log, err := NewLogger(c.String("log-level"))
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func benchStore(c *cli.Context) error {
 		}
 	}
 	closeErr := store.Close()
-	rss := peakRSSMB()
+	rss := PeakRSSMB()
 	binary := statusMB("RssFile")
 	if loadErr != nil {
 		return fmt.Errorf("store run: %d writes failed, first: %w", res.Errors, loadErr)
@@ -163,7 +163,7 @@ func benchStore(c *cli.Context) error {
 	fmt.Fprintf(out, "memory: rss_peak_mb=%d of which file-backed (the binary) %d\n", rss, binary)
 	line := res.Line(rss)
 	fmt.Fprintln(out, line)
-	return appendResult(c.String("results"), fmt.Sprintf("store deployments=%d writers=%d rate=%s %s", seed.Deployments, wl.Writers, rateName(c.Float64("rate")), line))
+	return AppendResult(c.String("results"), fmt.Sprintf("store deployments=%d writers=%d rate=%s %s", seed.Deployments, wl.Writers, rateName(c.Float64("rate")), line))
 }
 
 // benchDir returns the folder a benchmark keeps its repository in: dir, or
@@ -226,7 +226,7 @@ func firstStart(c *cli.Context, repo string) error {
 		return fmt.Errorf("first start: %w", err)
 	}
 	fmt.Fprintf(c.App.Writer, "first start: open_s=%.2f (every file parsed) rss_peak_mb=%d, closed after %.1f s (index snapshot and history saved)\n",
-		opened.Seconds(), peakRSSMB(), time.Since(t0).Seconds())
+		opened.Seconds(), PeakRSSMB(), time.Since(t0).Seconds())
 	return nil
 }
 

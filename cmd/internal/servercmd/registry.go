@@ -1,4 +1,4 @@
-package main
+package servercmd
 
 import (
 	"fmt"
@@ -17,7 +17,7 @@ func keysCommand() *cli.Command {
 			Name:  "add",
 			Usage: "make a new API key for a user (created when new) and print it; it is shown only once",
 			Flags: []cli.Flag{
-				repoFlag,
+				RepoFlag(),
 				&cli.StringFlag{Name: "name", Usage: "the user's name (commit author name)", Required: true},
 				&cli.StringFlag{Name: "email", Usage: "the user's email (commit author email)", Required: true},
 			},
@@ -46,7 +46,7 @@ func clustersCommand() *cli.Command {
 			Name:  "add",
 			Usage: "register a cluster and print its id",
 			Flags: []cli.Flag{
-				repoFlag,
+				RepoFlag(),
 				&cli.StringFlag{Name: "name", Usage: "the cluster's name (a DNS label, unique)", Required: true},
 				&cli.StringFlag{Name: "kubeconfig", Usage: "path of the kubeconfig the agent uses for this cluster"},
 				&cli.StringFlag{Name: "context", Usage: "context of the kubeconfig (default: its current context)"},

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mengi-cloud/gitops/cmd/internal/servercmd"
+)
+
+// helperEnv makes the test binary act as mengi-server (see serverCmd).
+const helperEnv = "MENGI_SERVER_HELPER_PROCESS"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "1" {
+		os.Exit(servercmd.Run(newApp(), append([]string{"mengi-server"}, os.Args[1:]...)))
+	}
+	os.Exit(m.Run())
+}
+
+// serverCmd runs `mengi-server args...` in a child process: this test
+// binary, which TestMain turns into the command.
+func serverCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	return cmd
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := serverCmd(args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("mengi-server %v: %v\n%s", args, err, errOut.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// TestLinksNoKubernetesOrHelm keeps the server binary small: it must not
+// depend on client-go, the Kubernetes API packages or Helm (only on
+// sigs.k8s.io/yaml, a YAML library).
+func TestLinksNoKubernetesOrHelm(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 100 {
+		t.Fatalf("go list -deps listed only %d packages: %q", len(deps), out)
+	}
+	for _, p := range deps {
+		if (strings.Contains(p, "k8s.io/") && p != "sigs.k8s.io/yaml") || strings.HasPrefix(p, "helm.sh/") {
+			t.Errorf("mengi-server depends on %s", p)
+		}
+	}
+}
+
+var listenLine = regexp.MustCompile(`msg="API listening" addr=(\S+)`)
+
+// TestServeCreatesAndStops drives the server process as an operator does:
+// a key and a cluster made with its tools, a deployment created over HTTP
+// and read back, then SIGTERM; the create is one commit authored by the
+// key's user.
+func TestServeCreatesAndStops(t *testing.T) {
+	repo := t.TempDir() + "/repo"
+	key := run(t, "keys", "add", "--repo", repo, "--name", "Ada Ops", "--email", "ada@example.com")
+	cluster := run(t, "clusters", "add", "--repo", repo, "--name", "prod")
+
+	cmd := serverCmd("serve", "--repo", repo, "--listen", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatal("mengi-server serve did not start listening")
+	}
+
+	body := `{"cluster_id":"` + cluster + `","name":"web","docker_image":"nginx:1.27","replicas":2}`
+	code, created := call(t, http.MethodPost, base+"/deployments", key, body)
+	if code != http.StatusCreated {
+		t.Fatalf("POST /deployments: %d %v", code, created)
+	}
+	id, _ := created["id"].(string)
+	code, got := call(t, http.MethodGet, base+"/deployments/"+id, key, "")
+	if code != http.StatusOK || got["name"] != "web" || got["replicas"] != float64(2) || got["git_path"] != created["git_path"] {
+		t.Fatalf("GET /deployments/%s: %d %v (created %v)", id, code, got, created)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("mengi-server serve after SIGTERM: %v", err)
+	}
+	log, err := exec.Command("git", "-C", repo, "log", "-1", "--format=%an <%ae>%n%s", "--", created["git_path"].(string)).Output()
+	if err != nil {
+		t.Fatalf("git log: %v", err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(log)), "\n"); len(lines) != 2 || lines[0] != "Ada Ops <ada@example.com>" || !strings.Contains(lines[1], "web") {
+		t.Errorf("last commit of %s: %q", created["git_path"], log)
+	}
+}
+
+func call(t *testing.T, method, url, key, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s %s: %d %q is not JSON: %v", method, url, resp.StatusCode, b, err)
+	}
+	return resp.StatusCode, out
+}
