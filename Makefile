@@ -31,6 +31,7 @@ fuzz:
 	$(GO) test ./schema -run '^$$' -fuzz '^FuzzParseFile$$' -fuzztime 20000x -fuzzminimizetime 5s
 	$(GO) test ./schema -run '^$$' -fuzz '^FuzzEmitFile$$' -fuzztime 60000x -fuzzminimizetime 5s
 	$(GO) test ./gitstore -run '^$$' -fuzz '^FuzzUnpackDeployment$$' -fuzztime 100000x -fuzzminimizetime 5s
+	$(GO) test ./gitstore -run '^$$' -fuzz '^FuzzDecodeHistoryFile$$' -fuzztime 50000x -fuzzminimizetime 5s
 
 ## bench: the benchmarks recorded in BENCHMARKS.md (results also appended to $(BENCH_OUT)).
 BENCH_OUT ?= .run/bench-results.txt

@@ -726,7 +726,7 @@ func (s *Store) housekeeper(ctx context.Context) {
 				s.mu.RLock()
 				head := s.head
 				s.mu.RUnlock()
-				s.hist.save(s.log, s.historyFile(), head)
+				s.hist.save(s.log, s.historyPath(), head)
 			}
 			continue
 		case <-s.compactNow:

@@ -3,13 +3,20 @@ package gitstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/mengi-cloud/gitops/schema"
 )
 
 // syncBuffer is a log sink safe for the store's goroutines.
@@ -84,7 +91,7 @@ func TestHistoryFileMakesRestartIncremental(t *testing.T) {
 		t.Fatalf("no history file after Close: %v", err)
 	}
 	f, err := decodeHistoryFile(data)
-	if err != nil || f.head != head || len(f.known) != 2 || len(f.byID[web.Metadata.ID]) != 1 {
+	if err != nil || f.head != head || len(f.commits) != 2 || len(f.commitsOf(web.Metadata.ID)) != 1 {
 		t.Fatalf("history file = %+v, %v; want head %s, 2 commits", f, err, head)
 	}
 
@@ -157,4 +164,194 @@ func TestHistoryFileCorrupt(t *testing.T) {
 	if data2, _ := os.ReadFile(path); bytes.Equal(data2, data) {
 		t.Error("damaged history file not written again")
 	}
+}
+
+// TestHistorySaveFoldsWhileWriting saves the history again and again
+// while writers add commits: every save folds the commits added so far
+// into the compact base, none is lost or doubled, and what the store
+// answers is what a rebuild from the commits gives.
+func TestHistorySaveFoldsWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	if err := s.HistoryReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 4, 15
+	var ids []string
+	for w := range writers {
+		ids = append(ids, newDeployment(w, testCluster, fmt.Sprintf("w%d", w)).Metadata.ID)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := newDeployment(w, testCluster, fmt.Sprintf("w%d", w))
+			mustApply(t, s, createMutation(d))
+			for i := range each - 1 {
+				img := fmt.Sprintf("nginx:1.%d", i)
+				d.Spec.DockerImage = &img
+				mustApply(t, s, updateMutation(d))
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	saves := 0
+	for running := true; running; saves++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		s.hist.save(s.log, s.historyPath(), s.Head())
+	}
+	if saves < 2 {
+		t.Fatalf("only %d saves", saves)
+	}
+	if n := s.hist.unsaved(); n != 0 {
+		t.Errorf("%d commits unsaved after the last save", n)
+	}
+	got := histories(t, s, ids...)
+	for _, id := range ids {
+		if len(got[id]) != each {
+			t.Errorf("%s: %d commits, want %d", id, len(got[id]), each)
+		}
+	}
+	s.Close()
+
+	os.Remove(filepath.Join(dir, historyFileName))
+	s2 := openStore(t, dir)
+	if again := histories(t, s2, ids...); !reflect.DeepEqual(again, got) {
+		t.Fatalf("rebuilt history differs:\n%+v\nfrom the saved one:\n%+v", again, got)
+	}
+}
+
+// updateMutation writes d over its file.
+func updateMutation(d *schema.Deployment) Mutation {
+	return func(v *View) (*Commit, error) {
+		content, err := schema.EncodeFile(d)
+		if err != nil {
+			return nil, err
+		}
+		return &Commit{
+			Author:  testAuthor,
+			Message: Message("deployment "+d.Spec.Name+": update", "", Trailer{"Deployment-Id", d.Metadata.ID}),
+			Changes: []Change{{Path: DeploymentPath(d.Spec.ClusterID, d.Spec.Name), Content: content, Value: d}},
+		}, nil
+	}
+}
+
+func hashN(n byte) plumbing.Hash { return plumbing.Hash{19: n} }
+
+// TestHistoryBaseMerge: merging added commits into a base keeps each
+// deployment's commits oldest first without duplicates, keeps the
+// commits and the ids sorted, and survives the file's round trip.
+func TestHistoryBaseMerge(t *testing.T) {
+	c := func(ns ...byte) []plumbing.Hash {
+		var out []plumbing.Hash
+		for _, n := range ns {
+			out = append(out, hashN(n))
+		}
+		return out
+	}
+	known := func(ns ...byte) map[plumbing.Hash]struct{} {
+		m := map[plumbing.Hash]struct{}{}
+		for _, n := range ns {
+			m[hashN(n)] = struct{}{}
+		}
+		return m
+	}
+	first := emptyHistoryBase().merge(hashN(9), map[string][]plumbing.Hash{"b": c(5, 2), "d": c(7)}, known(5, 2, 7, 8))
+	second := first.merge(hashN(10), map[string][]plumbing.Hash{"a": c(1), "b": c(2, 6), "c": c(3)}, known(1, 2, 6, 3, 4))
+	want := map[string][]plumbing.Hash{"a": c(1), "b": c(5, 2, 6), "c": c(3), "d": c(7)}
+	for _, b := range []*historyBase{second, roundTrip(t, second)} {
+		for id, list := range want {
+			if got := b.commitsOf(id); !reflect.DeepEqual(got, list) {
+				t.Errorf("%s: %v, want %v", id, got, list)
+			}
+		}
+		if b.commitsOf("e") != nil || b.commitsOf("") != nil {
+			t.Error("commits for a deployment never seen")
+		}
+		if !slices.IsSortedFunc(b.commits, compareHash) || len(b.commits) != 8 {
+			t.Errorf("commits %v: want the 8 known, sorted", b.commits)
+		}
+		for _, n := range []byte{1, 2, 3, 4, 5, 6, 7, 8} {
+			if !b.has(hashN(n)) {
+				t.Errorf("commit %d not known", n)
+			}
+		}
+		if b.has(hashN(11)) || b.head != hashN(10) {
+			t.Errorf("has(11) = true or head %s", b.head)
+		}
+	}
+}
+
+func roundTrip(t *testing.T, b *historyBase) *historyBase {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), historyFileName)
+	if err := writeHistoryFile(path, b); err != nil {
+		t.Fatal(err)
+	}
+	out, err := loadHistoryFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out, b) {
+		t.Fatalf("round trip: %+v, want %+v", out, b)
+	}
+	return out
+}
+
+// TestHistoryFileOutdated: a file of another format version is replaced
+// after a rebuild, logged at info level (as an upgrade expects), not as a
+// warning.
+func TestHistoryFileOutdated(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	web := newDeployment(1, testCluster, "web")
+	mustApply(t, s, createMutation(web))
+	s.Close()
+	path := filepath.Join(dir, historyFileName)
+	old := []byte("mengi-history 1\n" + strings.Repeat("x", 60))
+	if err := os.WriteFile(path, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s2, logs := openLogged(t, dir)
+	if h := histories(t, s2, web.Metadata.ID)[web.Metadata.ID]; len(h) != 1 {
+		t.Fatalf("history = %+v", h)
+	}
+	if !strings.Contains(logs.String(), `level=INFO msg="history file written by another version`) || strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("outdated file not logged at info level:\n%s", logs)
+	}
+	s2.Close()
+	if _, err := loadHistoryFile(path); err != nil {
+		t.Errorf("history file not written again: %v", err)
+	}
+}
+
+// FuzzDecodeHistoryFile: no body, however damaged, panics the decoder
+// (the checksum is made to match, so the parser sees it), and whatever
+// decodes is written back the same.
+func FuzzDecodeHistoryFile(f *testing.F) {
+	b := emptyHistoryBase().merge(hashN(3), map[string][]plumbing.Hash{"x": {hashN(1), hashN(2)}, "y": {hashN(2)}}, map[plumbing.Hash]struct{}{hashN(1): {}, hashN(2): {}})
+	path := filepath.Join(f.TempDir(), historyFileName)
+	if err := writeHistoryFile(path, b); err != nil {
+		f.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data[len(historyMagic) : len(data)-sha1.Size])
+	f.Fuzz(func(t *testing.T, body []byte) {
+		file := append([]byte(historyMagic), body...)
+		sum := sha1.Sum(file)
+		got, err := decodeHistoryFile(append(file, sum[:]...))
+		if err != nil {
+			return
+		}
+		roundTrip(t, got)
+	})
 }

@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -21,24 +22,34 @@ type HistoryEntry struct {
 }
 
 // history maps each deployment id to the commits that touched its file,
-// oldest first. It holds commit ids only (no pointers for the garbage
-// collector to follow); a request reads its few commits from the object
-// store. It is built once in the background at start, from the history
-// file of the last run (see histfile.go) plus the commits made since, and
-// extended by every commit after that, so a request never walks the
-// history.
+// oldest first. It holds commit ids only; a request reads its few commits
+// from the object store. It is built once in the background at start,
+// from the history file of the last run (see histfile.go) plus the commits
+// made since, and extended by every commit after that, so a request never
+// walks the history. Commits since the file are held in maps (live); a
+// save writes the file again and folds them into the compact base.
 type history struct {
 	mu       sync.Mutex
 	ready    chan struct{}
-	live     map[string][]plumbing.Hash // commits added after the start head
-	built    map[string][]plumbing.Hash // commits up to the start head
-	known    map[plumbing.Hash]struct{} // every commit recorded
+	base     *historyBase  // the history file's content, or the last save's
+	saving   *historyDelta // being folded into a new base by a save, or nil
+	live     *historyDelta // commits added since
 	buildErr error
-	dirty    int // commits added since the history file was written
+	saveMu   sync.Mutex // one save at a time
+}
+
+// historyDelta is the history of commits not in a base yet.
+type historyDelta struct {
+	byID  map[string][]plumbing.Hash
+	known map[plumbing.Hash]struct{}
+}
+
+func newHistoryDelta() *historyDelta {
+	return &historyDelta{byID: map[string][]plumbing.Hash{}, known: map[plumbing.Hash]struct{}{}}
 }
 
 func newHistory() *history {
-	return &history{ready: make(chan struct{}), live: map[string][]plumbing.Hash{}, known: map[plumbing.Hash]struct{}{}}
+	return &history{ready: make(chan struct{}), base: emptyHistoryBase(), live: newHistoryDelta()}
 }
 
 func entryOf(c *commitInfo) HistoryEntry {
@@ -49,18 +60,24 @@ func entryOf(c *commitInfo) HistoryEntry {
 func (h *history) add(c plumbing.Hash, ids []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.known[c] = struct{}{}
-	h.dirty++
+	h.live.known[c] = struct{}{}
 	for _, id := range ids {
-		h.live[id] = append(h.live[id], c)
+		h.live.byID[id] = append(h.live.byID[id], c)
 	}
 }
 
 func (h *history) isKnown(c plumbing.Hash) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_, ok := h.known[c]
-	return ok
+	if _, ok := h.live.known[c]; ok {
+		return true
+	}
+	if h.saving != nil {
+		if _, ok := h.saving.known[c]; ok {
+			return true
+		}
+	}
+	return h.base.has(c)
 }
 
 // get returns the commits of deployment id, oldest first, waiting for the
@@ -76,14 +93,13 @@ func (h *history) get(ctx context.Context, id string, read func(plumbing.Hash) (
 		h.mu.Unlock()
 		return nil, h.buildErr
 	}
-	commits := slices.Clone(h.built[id])
+	commits := h.base.commitsOf(id)
 	// A push taken in while the first build still ran may have added
 	// commits the build also found.
-	for _, c := range h.live[id] {
-		if !slices.Contains(commits, c) {
-			commits = append(commits, c)
-		}
+	if h.saving != nil {
+		commits = appendNew(commits, h.saving.byID[id])
 	}
+	commits = appendNew(commits, h.live.byID[id])
 	h.mu.Unlock()
 	out := make([]HistoryEntry, 0, len(commits))
 	for _, c := range commits {
@@ -105,23 +121,27 @@ func (h *history) get(ctx context.Context, id string, read func(plumbing.Hash) (
 func (h *history) build(ctx context.Context, s *Store, head plumbing.Hash) {
 	defer close(h.ready)
 	start := time.Now()
-	file := s.historyFile()
-	cached, err := file.load()
-	if err != nil {
+	cached, err := loadHistoryFile(s.historyPath())
+	switch {
+	case errors.Is(err, errHistoryOutdated):
+		s.log.Info("history file written by another version; rebuilding it from the commits", "err", err)
+	case err != nil:
 		s.log.Warn("history file unreadable; rebuilding it from the commits", "err", err)
-		cached = emptyHistoryFile()
+	}
+	if err != nil {
+		cached = emptyHistoryBase()
 	}
 	fresh, err := h.walk(ctx, s, head, cached)
 	if err == errHistoryRewritten {
 		s.log.Info("branch rewritten since the history file was written; rebuilding it from the commits")
-		cached = emptyHistoryFile()
+		cached = emptyHistoryBase()
 		fresh, err = h.walk(ctx, s, head, cached)
 	}
 	if err != nil {
 		h.finish(nil, nil, err)
 		return
 	}
-	built := cached.byID
+	walked := newHistoryDelta()
 	var known map[plumbing.Hash]string
 	if len(fresh) > 0 {
 		known = s.blobIDs() // only when there is something to walk
@@ -133,19 +153,15 @@ func (h *history) build(ctx context.Context, s *Store, head plumbing.Hash) {
 			return
 		}
 		for _, id := range ids {
-			built[id] = append(built[id], c.hash)
+			walked.byID[id] = append(walked.byID[id], c.hash)
 		}
-		cached.known[c.hash] = struct{}{}
+		walked.known[c.hash] = struct{}{}
 	}
-	h.finish(built, cached.known, nil)
-	s.log.Debug("history built", "commits", len(cached.known), "walked", len(fresh), "took", time.Since(start).Round(time.Millisecond))
+	h.finish(cached, walked, nil)
+	s.log.Debug("history built", "commits", len(cached.commits)+len(fresh), "walked", len(fresh), "took", time.Since(start).Round(time.Millisecond))
 	if len(fresh) >= historySaveAfter {
-		h.save(s.log, file, head)
-		return
+		h.save(s.log, s.historyPath(), head)
 	}
-	h.mu.Lock()
-	h.dirty += len(fresh)
-	h.mu.Unlock()
 }
 
 // historySaveAfter is how many commits not in the history file make the
@@ -160,7 +176,7 @@ var errHistoryRewritten = fmt.Errorf("history file's head not in the history")
 // walk returns the commits reachable from head that the history file does
 // not know, oldest first (commits of the same second keep their parent
 // order). errHistoryRewritten when it never met the file's head.
-func (h *history) walk(ctx context.Context, s *Store, head plumbing.Hash, cached *historyFile) ([]*commitInfo, error) {
+func (h *history) walk(ctx context.Context, s *Store, head plumbing.Hash, cached *historyBase) ([]*commitInfo, error) {
 	seen := map[plumbing.Hash]bool{}
 	queue := []plumbing.Hash{head}
 	reached := cached.head.IsZero() || cached.head == head
@@ -175,7 +191,7 @@ func (h *history) walk(ctx context.Context, s *Store, head plumbing.Hash, cached
 			continue
 		}
 		seen[c] = true
-		if _, ok := cached.known[c]; ok {
+		if cached.has(c) {
 			reached = reached || c == cached.head
 			continue
 		}
@@ -194,53 +210,67 @@ func (h *history) walk(ctx context.Context, s *Store, head plumbing.Hash, cached
 	return commits, nil
 }
 
-func (h *history) finish(built map[string][]plumbing.Hash, known map[plumbing.Hash]struct{}, err error) {
+// finish ends the build: base is the history file's, walked the commits
+// made since, which come before any added meanwhile.
+func (h *history) finish(base *historyBase, walked *historyDelta, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
 		h.buildErr = fmt.Errorf("build history index: %w", err)
 		return
 	}
-	h.built = built
-	for c := range h.known {
-		known[c] = struct{}{}
+	h.base = base
+	for id, cs := range h.live.byID {
+		walked.byID[id] = appendNew(walked.byID[id], cs)
 	}
-	h.known = known
+	for c := range h.live.known {
+		walked.known[c] = struct{}{}
+	}
+	h.live = walked
 }
 
 // save writes the history file for head, when the initial build is done
 // and the history knows every commit up to head (the caller makes sure:
-// commits are added before the head moves past them).
-func (h *history) save(log *slog.Logger, file historyFile, head plumbing.Hash) {
+// commits are added before the head moves past them). The commits added
+// since the last save are folded into a new base, which replaces the old
+// one once the file is written; commits added meanwhile wait for the next
+// save.
+func (h *history) save(log *slog.Logger, path string, head plumbing.Hash) {
 	select {
 	case <-h.ready:
 	default:
 		return
 	}
+	h.saveMu.Lock()
+	defer h.saveMu.Unlock()
 	h.mu.Lock()
 	if h.buildErr != nil {
 		h.mu.Unlock()
 		return
 	}
-	snap := &historyFile{path: file.path, head: head, byID: make(map[string][]plumbing.Hash, len(h.built)), known: make(map[plumbing.Hash]struct{}, len(h.known))}
-	for id, cs := range h.built {
-		snap.byID[id] = slices.Clone(cs)
-	}
-	for id, cs := range h.live {
-		for _, c := range cs {
-			if !slices.Contains(snap.byID[id], c) {
-				snap.byID[id] = append(snap.byID[id], c)
-			}
-		}
-	}
-	for c := range h.known {
-		snap.known[c] = struct{}{}
-	}
-	h.dirty = 0
+	base, delta := h.base, h.live
+	h.saving, h.live = delta, newHistoryDelta()
 	h.mu.Unlock()
-	if err := snap.write(); err != nil {
+
+	next := base.merge(head, delta.byID, delta.known)
+	err := writeHistoryFile(path, next)
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.saving = nil
+	if err != nil {
+		// The commits stay unsaved, before those added meanwhile.
+		for id, cs := range h.live.byID {
+			delta.byID[id] = appendNew(delta.byID[id], cs)
+		}
+		for c := range h.live.known {
+			delta.known[c] = struct{}{}
+		}
+		h.live = delta
 		log.Warn("writing the history file failed; the next start walks more commits", "err", err)
+		return
 	}
+	h.base = next
 }
 
 // unsaved is how many commits were added since the history file was
@@ -248,5 +278,15 @@ func (h *history) save(log *slog.Logger, file historyFile, head plumbing.Hash) {
 func (h *history) unsaved() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.dirty
+	return len(h.live.known)
+}
+
+// appendNew appends to list the commits of more it does not hold yet.
+func appendNew(list, more []plumbing.Hash) []plumbing.Hash {
+	for _, c := range more {
+		if !slices.Contains(list, c) {
+			list = append(list, c)
+		}
+	}
+	return list
 }

@@ -338,7 +338,7 @@ func (s *Store) Close() error {
 	<-s.bgDone
 	s.saveSnapshot()
 	if s.hist.unsaved() > 0 {
-		s.hist.save(s.log, s.historyFile(), s.head)
+		s.hist.save(s.log, s.historyPath(), s.head)
 	}
 	s.ref.spares.removeAll()
 	return s.objs.close()
