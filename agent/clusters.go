@@ -152,8 +152,8 @@ func (c *clusters) reachable(ctx context.Context) map[string]Conn {
 	var all []*schema.Cluster
 	c.store.Read(func(v *gitstore.View) {
 		v.Each(func(r *gitstore.Record) {
-			if r.Cluster != nil {
-				all = append(all, r.Cluster)
+			if r.Cluster() != nil {
+				all = append(all, r.Cluster())
 			}
 		})
 	})

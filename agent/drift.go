@@ -22,7 +22,7 @@ func (a *Agent) checkDrift(ctx context.Context) {
 	var candidates []*gitstore.Record
 	a.store.Read(func(v *gitstore.View) {
 		v.Each(func(r *gitstore.Record) {
-			if r.Err == nil && (r.Phase == schema.PhaseRunning || r.Phase == schema.PhaseStopped) {
+			if r.Err() == nil && (r.Phase() == schema.PhaseRunning || r.Phase() == schema.PhaseStopped) {
 				candidates = append(candidates, r)
 			}
 		})

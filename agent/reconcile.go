@@ -58,7 +58,7 @@ func (a *Agent) reconcile(ctx context.Context, path string, force bool) {
 	case s.d == nil:
 		a.reportInvalidFile(ctx, path, rec, nil)
 		return
-	case rec.Err != nil:
+	case rec.Err() != nil:
 		a.reportInvalidFile(ctx, path, rec, s.d)
 		return
 	}
@@ -175,12 +175,12 @@ func (a *Agent) reportInvalidFile(ctx context.Context, path string, rec *gitstor
 	if last == nil {
 		// Without a valid metadata.id the file cannot be tied to a
 		// deployment; the error is logged (and `mengi validate` shows it).
-		a.log.Warn("invalid deployment file", "path", path, "err", rec.Err)
+		a.log.Warn("invalid deployment file", "path", path, "err", rec.Err())
 		return
 	}
-	a.log.Warn("invalid deployment file; nothing applied", "path", path, "err", rec.Err)
+	a.log.Warn("invalid deployment file; nothing applied", "path", path, "err", rec.Err())
 	a.setStatus(ctx, path, last, schema.Status{Phase: schema.PhaseError, Reason: ReasonInvalidSpec,
-		ErrorMessage: rec.Err.Error()}, a.log)
+		ErrorMessage: rec.Err().Error()}, a.log)
 }
 
 // setStatus writes st for the deployment's current spec.

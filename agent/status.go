@@ -121,7 +121,7 @@ func (w *statusWriter) commit(ctx context.Context, batch []*statusUpdate) error 
 				continue // gone or replaced meanwhile
 			}
 			d := rec.Deployment()
-			if d == nil || u.digest != "" && rec.Err == nil && d.Spec.Digest() != u.digest {
+			if d == nil || u.digest != "" && rec.Err() == nil && d.Spec.Digest() != u.digest {
 				continue // the spec changed meanwhile; it will be reconciled again
 			}
 			name := subjectName(v, d)
@@ -129,7 +129,7 @@ func (w *statusWriter) commit(ctx context.Context, batch []*statusUpdate) error 
 				changes = append(changes, gitstore.Change{Path: p})
 				lines = append(lines, name+": deleted")
 			} else {
-				data, err := w.store.ReadBlob(rec.Blob)
+				data, err := w.store.ReadBlob(rec.Blob())
 				if err != nil {
 					return nil, err
 				}
@@ -163,7 +163,7 @@ func (w *statusWriter) commit(ctx context.Context, batch []*statusUpdate) error 
 		w.mu.Lock()
 		for _, r := range res.Records {
 			if r != nil {
-				w.own[r.Blob] = true
+				w.own[r.Blob()] = true
 			}
 		}
 		w.mu.Unlock()

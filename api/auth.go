@@ -20,8 +20,8 @@ func authenticate(store *gitstore.Store, r *http.Request) (*schema.User, error) 
 		return nil, errorf(http.StatusUnauthorized, "Invalid authentication credentials: expected 'Authorization: Bearer mc_...'")
 	}
 	rec := store.UserByKey(registry.HashKey(strings.TrimSpace(key)))
-	if rec == nil || rec.User == nil {
+	if rec == nil || rec.User() == nil {
 		return nil, errorf(http.StatusUnauthorized, "Invalid API key")
 	}
-	return rec.User, nil
+	return rec.User(), nil
 }

@@ -160,7 +160,7 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request, user *s
 	}
 	recs := s.store.DeploymentsOf(user.ID, q.skip, q.limit, func(rec *gitstore.Record) bool {
 		return (q.clusterID == "" || rec.ClusterID() == q.clusterID) &&
-			(q.status == "" || rec.Phase == q.status)
+			(q.status == "" || rec.Phase() == q.status)
 	})
 	clusters := make([]*schema.Cluster, len(recs))
 	s.store.Read(func(v *gitstore.View) {

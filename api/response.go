@@ -88,7 +88,7 @@ func deploymentResponse(rec *gitstore.Record, cluster *schema.Cluster) Deploymen
 	dt := string(s.DeploymentType)
 	out := DeploymentResponse{
 		ID: d.Metadata.ID, UserID: d.Metadata.UserID, ClusterID: s.ClusterID, Name: s.Name,
-		AppType: s.AppType, Status: rec.Phase, Config: s.Config, GitPath: strPtr(rec.Path),
+		AppType: s.AppType, Status: rec.Phase(), Config: s.Config, GitPath: strPtr(rec.Path),
 		CPURequest: s.CPURequest, MemoryRequestMB: s.MemoryRequestMB, Replicas: s.Replicas,
 		ContainerPort: s.ContainerPort, StorageSizeGB: s.StorageSizeGB, DeploymentType: &dt,
 		HelmRepoURL: s.HelmRepoURL, HelmChartName: s.HelmChartName, HelmChartVersion: s.HelmChartVersion,
@@ -100,10 +100,10 @@ func deploymentResponse(rec *gitstore.Record, cluster *schema.Cluster) Deploymen
 	if st := d.Status; st != nil {
 		out.ValuesYAML, out.EndpointURL, out.ErrorMessage = strPtr(st.ValuesYAML), strPtr(st.EndpointURL), strPtr(st.ErrorMessage)
 	}
-	if rec.Err != nil {
+	if rec.Err() != nil {
 		// The file in Git is invalid now (an engineer's push): the spec shown
 		// is the last valid one, the error is the file's.
-		out.ErrorMessage = strPtr(rec.Err.Error())
+		out.ErrorMessage = strPtr(rec.Err().Error())
 	}
 	if cluster != nil {
 		out.Provider, out.Region = strPtr(cluster.Provider), strPtr(cluster.Region)

@@ -117,7 +117,7 @@ func StoreLoad(ctx context.Context, store *gitstore.Store, wl *Workload, duratio
 				done := clock.Add(1)
 				mu.Lock()
 				if err == nil && ackLog != nil {
-					line := fmt.Sprintf("%d %d %d %d %s %s %s\n", sent, done, w, i, res.Commit, res.Records[0].Blob, wr.Path)
+					line := fmt.Sprintf("%d %d %d %d %s %s %s\n", sent, done, w, i, res.Commit, res.Records[0].Blob(), wr.Path)
 					if _, werr := io.WriteString(ackLog, line); werr != nil {
 						err = fmt.Errorf("ack log: %w", werr)
 					}

@@ -213,7 +213,7 @@ func TestEngineerPush(t *testing.T) {
 		t.Errorf("the bad deployment on the cluster: %v %v", err, dep.Spec.Replicas)
 	}
 	// The other deployment is running in Git too.
-	if r := e.record(otherID); r == nil || r.Err != nil || r.Deployment().Status == nil || r.Deployment().Status.Phase != schema.PhaseRunning {
+	if r := e.record(otherID); r == nil || r.Err() != nil || r.Deployment().Status == nil || r.Deployment().Status.Phase != schema.PhaseRunning {
 		t.Errorf("pushed-other's record: %+v", r)
 	}
 	if code, _ := e.call(http.MethodGet, "/deployments/"+otherID, nil); code != http.StatusOK {

@@ -3,6 +3,7 @@ package gitstore_test
 import (
 	"context"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -126,7 +127,7 @@ func BenchmarkDiffOneFile50k(b *testing.B) {
 }
 
 func restore(b *testing.B, s *gitstore.Store, rec *gitstore.Record) {
-	content, err := s.ReadBlob(rec.Blob)
+	content, err := s.ReadBlob(rec.Blob())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -137,4 +138,44 @@ func restore(b *testing.B, s *gitstore.Store, rec *gitstore.Record) {
 	if err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkIndexMemory50k measures the memory a started store holds at
+// 50,000 deployments (index, history, caches), as live heap bytes per
+// deployment after a garbage collection: from every file parsed (a first
+// start) and from the index snapshot and history file (a restart).
+func BenchmarkIndexMemory50k(b *testing.B) {
+	seed, err := seeded50k()
+	if err != nil {
+		b.Fatal(err)
+	}
+	live := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	open := func(first bool) float64 {
+		if first {
+			os.Remove(seed.Dir + "/mengi-index")
+			os.Remove(seed.Dir + "/mengi-history")
+		}
+		before := live()
+		s, err := gitstore.Open(seed.Dir, gitstore.Options{CompactAfter: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.HistoryReady(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		held := float64(live()-before) / float64(seed.Deployments)
+		s.Close()
+		return held
+	}
+	var first, restart float64
+	for b.Loop() {
+		first, restart = open(true), open(false)
+	}
+	b.ReportMetric(first, "B/deployment-first-start")
+	b.ReportMetric(restart, "B/deployment-restart")
 }

@@ -41,7 +41,7 @@ func (ix *index) set(p string, r *Record) {
 	if r == nil {
 		return
 	}
-	ix.files[p] = r
+	ix.files[r.Path] = r // the record's own copy of the path as the key
 	ix.link(r)
 }
 
@@ -65,7 +65,7 @@ func (ix *index) replace(p string, r *Record) bool {
 	list[i] = r
 	// Assigning to a string key stores the new key too: the maps keep no
 	// part of the old record alive.
-	ix.files[p] = r
+	ix.files[r.Path] = r
 	ix.deployments[id] = p
 	return true
 }
@@ -75,7 +75,8 @@ func (ix *index) link(r *Record) {
 	case r.HasDeployment():
 		id := r.DeploymentID()
 		if other, taken := ix.deployments[id]; taken && other != r.Path {
-			r.packed, r.Err = "", errDuplicateID(id, other)
+			r.setPacked("")
+			r.setErr(errDuplicateID(id, other))
 			return
 		}
 		ix.deployments[id] = r.Path
@@ -90,11 +91,11 @@ func (ix *index) link(r *Record) {
 		} else {
 			ix.byUser[uid] = slices.Insert(list, i, r)
 		}
-	case r.Cluster != nil:
-		ix.clusterNames[r.Cluster.Name] = r.Path
-	case r.User != nil:
-		ix.usersByEmail[strings.ToLower(r.User.Email)] = r.Path
-		for _, k := range r.User.Keys {
+	case r.Cluster() != nil:
+		ix.clusterNames[r.Cluster().Name] = r.Path
+	case r.User() != nil:
+		ix.usersByEmail[strings.ToLower(r.User().Email)] = r.Path
+		for _, k := range r.User().Keys {
 			ix.usersByKey[k.SHA256] = r.Path
 		}
 	}
@@ -112,15 +113,15 @@ func (ix *index) unlink(r *Record) {
 		if i, found := slices.BinarySearchFunc(list, id, byID); found && list[i] == r {
 			ix.byUser[uid] = slices.Delete(list, i, i+1)
 		}
-	case r.Cluster != nil:
-		if ix.clusterNames[r.Cluster.Name] == r.Path {
-			delete(ix.clusterNames, r.Cluster.Name)
+	case r.Cluster() != nil:
+		if ix.clusterNames[r.Cluster().Name] == r.Path {
+			delete(ix.clusterNames, r.Cluster().Name)
 		}
-	case r.User != nil:
-		if ix.usersByEmail[strings.ToLower(r.User.Email)] == r.Path {
-			delete(ix.usersByEmail, strings.ToLower(r.User.Email))
+	case r.User() != nil:
+		if ix.usersByEmail[strings.ToLower(r.User().Email)] == r.Path {
+			delete(ix.usersByEmail, strings.ToLower(r.User().Email))
 		}
-		for _, k := range r.User.Keys {
+		for _, k := range r.User().Keys {
 			if ix.usersByKey[k.SHA256] == r.Path {
 				delete(ix.usersByKey, k.SHA256)
 			}
@@ -213,7 +214,7 @@ func (v *View) DeploymentByName(clusterID, name string) *Record {
 // Cluster returns the cluster record with this id, or nil.
 func (v *View) Cluster(id string) *schema.Cluster {
 	if r := v.Record(ClusterPath(id)); r != nil {
-		return r.Cluster
+		return r.Cluster()
 	}
 	return nil
 }
@@ -222,16 +223,16 @@ func (v *View) Cluster(id string) *schema.Cluster {
 func (v *View) ClusterByName(name string) *schema.Cluster {
 	var found *schema.Cluster
 	v.eachChanged(func(p string, r *Record) {
-		if found == nil && r != nil && r.Cluster != nil && r.Cluster.Name == name && v.Record(p) == r {
-			found = r.Cluster
+		if found == nil && r != nil && r.Cluster() != nil && r.Cluster().Name == name && v.Record(p) == r {
+			found = r.Cluster()
 		}
 	})
 	if found != nil {
 		return found
 	}
 	if p, ok := v.base.clusterNames[name]; ok {
-		if r := v.Record(p); r != nil && r.Cluster != nil && r.Cluster.Name == name {
-			return r.Cluster
+		if r := v.Record(p); r != nil && r.Cluster() != nil && r.Cluster().Name == name {
+			return r.Cluster()
 		}
 	}
 	return nil
@@ -240,7 +241,7 @@ func (v *View) ClusterByName(name string) *schema.Cluster {
 // User returns the user record with this id, or nil.
 func (v *View) User(id string) *schema.User {
 	if r := v.Record(UserPath(id)); r != nil {
-		return r.User
+		return r.User()
 	}
 	return nil
 }
@@ -250,16 +251,16 @@ func (v *View) UserByEmail(email string) *schema.User {
 	email = strings.ToLower(email)
 	var found *schema.User
 	v.eachChanged(func(p string, r *Record) {
-		if found == nil && r != nil && r.User != nil && strings.ToLower(r.User.Email) == email && v.Record(p) == r {
-			found = r.User
+		if found == nil && r != nil && r.User() != nil && strings.ToLower(r.User().Email) == email && v.Record(p) == r {
+			found = r.User()
 		}
 	})
 	if found != nil {
 		return found
 	}
 	if p, ok := v.base.usersByEmail[email]; ok {
-		if r := v.Record(p); r != nil && r.User != nil && strings.ToLower(r.User.Email) == email {
-			return r.User
+		if r := v.Record(p); r != nil && r.User() != nil && strings.ToLower(r.User().Email) == email {
+			return r.User()
 		}
 	}
 	return nil
@@ -271,8 +272,9 @@ func (v *View) UserByEmail(email string) *schema.User {
 // agent can report the problem in the file.
 func (v *View) set(p string, r *Record) {
 	old := v.Record(p)
-	if r != nil && r.Err != nil && !r.HasDeployment() && old != nil && old.HasDeployment() {
-		r.packed, r.Phase = old.packed, schema.PhaseError
+	if r != nil && r.Err() != nil && !r.HasDeployment() && old != nil && old.HasDeployment() {
+		r.setPacked(old.packed())
+		r.setPhase(schema.PhaseError)
 	}
 	if old != nil && old.HasDeployment() {
 		if id := old.DeploymentID(); v.pathOf(id) == p {

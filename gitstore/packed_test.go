@@ -126,11 +126,11 @@ func TestRecordGivesBackWhatWasWritten(t *testing.T) {
 	n := 0
 	s.Read(func(v *View) {
 		v.Each(func(r *Record) {
-			if !r.HasDeployment() || r.Err != nil {
+			if !r.HasDeployment() || r.Err() != nil {
 				return
 			}
 			n++
-			want, err := s.ReadBlob(r.Blob)
+			want, err := s.ReadBlob(r.Blob())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,9 +13,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"unique"
 
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/mengi-cloud/gitops/schema"
 )
 
 // The index snapshot. Opening a repository reads and parses every record
@@ -56,19 +57,19 @@ const (
 // encodeSnapshotRecord appends r's snapshot encoding to b.
 func encodeSnapshotRecord(b []byte, r *Record) ([]byte, error) {
 	b = appendString(b, r.Path)
-	b = append(b, r.Blob[:]...)
+	b = append(b, r.data[:len(plumbing.Hash{})]...)
 	var value any
 	switch {
-	case r.Err != nil:
+	case r.Err() != nil:
 		// Files that were not valid (or lost a duplicate id) go by path
 		// and blob only, to be parsed again.
 		return append(b, snapNone), nil
 	case r.HasDeployment():
-		return append(append(b, snapDeployment), r.packed...), nil
-	case r.Cluster != nil:
-		b, value = append(b, snapCluster), r.Cluster
-	case r.User != nil:
-		b, value = append(b, snapUser), r.User
+		return append(append(b, snapDeployment), r.packed()...), nil
+	case r.Cluster() != nil:
+		b, value = append(b, snapCluster), r.Cluster()
+	case r.User() != nil:
+		b, value = append(b, snapUser), r.User()
 	default:
 		return append(b, snapNone), nil
 	}
@@ -268,28 +269,35 @@ func (s *Store) snapshotRecord(b []byte) (*Record, error) {
 	if u.err != nil || fileKind(p) == "" || blob.IsZero() {
 		return nil, fmt.Errorf("%w: record %q", errSnapshot, p)
 	}
-	r := &Record{Path: p, Blob: blob}
 	switch kind {
 	case snapDeployment:
 		if fileKind(p) != "deployment" {
 			return nil, fmt.Errorf("%w: record %q", errSnapshot, p)
 		}
-		r.packed = rec[u.off+1:]
-		d, err := unpackDeployment(r.packed, p)
+		// The record's data is the snapshot entry's end: blob, kind and
+		// packed deployment, in the string that holds the path too.
+		r := recordOf(p, rec[u.off-len(blob):])
+		d, err := unpackDeployment(r.packed(), p)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errSnapshot, err)
 		}
-		r.Phase = unique.Make(d.Phase()).Value()
+		r.setPhase(d.Phase())
 		return r, nil
 	case snapCluster:
-		if err := json.Unmarshal(value, &r.Cluster); err != nil || r.Cluster == nil {
+		var c *schema.Cluster
+		if err := json.Unmarshal(value, &c); err != nil || c == nil {
 			return nil, fmt.Errorf("%w: record %q", errSnapshot, p)
 		}
+		r := newRecord(p, blob, snapCluster, "")
+		r.other = &recordOther{cluster: c}
 		return r, nil
 	case snapUser:
-		if err := json.Unmarshal(value, &r.User); err != nil || r.User == nil {
+		var usr *schema.User
+		if err := json.Unmarshal(value, &usr); err != nil || usr == nil {
 			return nil, fmt.Errorf("%w: record %q", errSnapshot, p)
 		}
+		r := newRecord(p, blob, snapUser, "")
+		r.other = &recordOther{user: usr}
 		return r, nil
 	case snapNone:
 	default:

@@ -110,9 +110,9 @@ func equalIndexes(t *testing.T, a, b *Store) {
 			t.Errorf("%s: only in one index", p)
 			continue
 		}
-		errX, errY := fmt.Sprint(x.Err), fmt.Sprint(y.Err)
-		if x.Blob != y.Blob || x.Phase != y.Phase || errX != errY ||
-			x.packed != y.packed || !reflect.DeepEqual(x.Deployment(), y.Deployment()) || !reflect.DeepEqual(x.Cluster, y.Cluster) || !reflect.DeepEqual(x.User, y.User) {
+		errX, errY := fmt.Sprint(x.Err()), fmt.Sprint(y.Err())
+		if x.Blob() != y.Blob() || x.Phase() != y.Phase() || errX != errY ||
+			x.packed() != y.packed() || !reflect.DeepEqual(x.Deployment(), y.Deployment()) || !reflect.DeepEqual(x.Cluster(), y.Cluster()) || !reflect.DeepEqual(x.User(), y.User()) {
 			t.Errorf("%s differs:\n%s\n%s", p, stateLine(x), stateLine(y))
 		}
 	}
@@ -120,9 +120,9 @@ func equalIndexes(t *testing.T, a, b *Store) {
 
 func stateLine(r *Record) string {
 	if d := r.Deployment(); d != nil {
-		return fmt.Sprintf("%s %s err=%v %+v %+v %+v", r.Blob, r.Phase, r.Err, d.Metadata, d.Spec, d.Status)
+		return fmt.Sprintf("%s %s err=%v %+v %+v %+v", r.Blob(), r.Phase(), r.Err(), d.Metadata, d.Spec, d.Status)
 	}
-	return fmt.Sprintf("%s %s err=%v cluster=%+v user=%+v", r.Blob, r.Phase, r.Err, r.Cluster, r.User)
+	return fmt.Sprintf("%s %s err=%v cluster=%+v user=%+v", r.Blob(), r.Phase(), r.Err(), r.Cluster(), r.User())
 }
 
 // closedRichRepository makes a repository with richRepository's records,
@@ -160,7 +160,7 @@ func TestSnapshotLoadsTheIndexParsingGives(t *testing.T) {
 	}
 	// The invalid file and the duplicate are there, with their errors.
 	fromSnapshot.Read(func(v *View) {
-		if r := v.Record(DeploymentPath(testCluster, "broken")); r == nil || r.Err == nil {
+		if r := v.Record(DeploymentPath(testCluster, "broken")); r == nil || r.Err() == nil {
 			t.Errorf("broken file: %+v", r)
 		}
 	})

@@ -307,8 +307,8 @@ func (s *Store) blobIDs() map[plumbing.Hash]string {
 	defer s.mu.RUnlock()
 	m := make(map[plumbing.Hash]string, len(s.idx.deployments))
 	for _, r := range s.idx.files {
-		if r.HasDeployment() && r.Err == nil {
-			m[r.Blob] = r.DeploymentID()
+		if r.HasDeployment() && r.Err() == nil {
+			m[r.Blob()] = r.DeploymentID()
 		}
 	}
 	return m

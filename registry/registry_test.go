@@ -48,7 +48,7 @@ func TestAddKeyCreatesUserThenAddsKeys(t *testing.T) {
 	}
 	for _, k := range []string{k1, k2} {
 		r := s.UserByKey(registry.HashKey(k))
-		if r == nil || r.User.ID != u1.ID {
+		if r == nil || r.User().ID != u1.ID {
 			t.Fatalf("key %s does not find the user", k[:8])
 		}
 	}

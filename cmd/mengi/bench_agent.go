@@ -241,15 +241,15 @@ func waitRunning(ctx context.Context, store *gitstore.Store, ids []string, timeo
 					return false
 				}
 				paths[id] = r.Path
-				switch r.Phase {
+				switch r.Phase() {
 				case schema.PhaseRunning:
 					return true
 				case schema.PhaseFailed, schema.PhaseError:
-					msg := fmt.Sprint(r.Err)
+					msg := fmt.Sprint(r.Err())
 					if d := r.Deployment(); d != nil && d.Status != nil {
 						msg = d.Status.ErrorMessage
 					}
-					problem = fmt.Errorf("%s: %s: %s", r.Path, r.Phase, msg)
+					problem = fmt.Errorf("%s: %s: %s", r.Path, r.Phase(), msg)
 				}
 				return false
 			})
