@@ -47,6 +47,7 @@ bench: build
 bench-store: build
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) test -run '^$$' -bench 'GetByID|List100|Diff' -benchtime 5000x ./gitstore
+	$(GO) test -run '^$$' -bench 'IndexMemory' -benchtime 1x ./gitstore
 	$(SERVER_BIN) bench store --deployments 50000 --writers 64 --duration 10s --results $(BENCH_OUT)
 	$(SERVER_BIN) bench store --deployments 50000 --writers 64 --duration 10s --rate 1000 --reference=false --results $(BENCH_OUT)
 	$(SERVER_BIN) bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
