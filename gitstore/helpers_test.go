@@ -73,6 +73,21 @@ func createMutation(d *schema.Deployment) Mutation {
 
 var errNameTaken = fmt.Errorf("name taken")
 
+// updateMutation writes d over its file.
+func updateMutation(d *schema.Deployment) Mutation {
+	return func(v *View) (*Commit, error) {
+		content, err := schema.EncodeFile(d)
+		if err != nil {
+			return nil, err
+		}
+		return &Commit{
+			Author:  testAuthor,
+			Message: Message("deployment "+d.Spec.Name+": update", "", Trailer{"Deployment-Id", d.Metadata.ID}),
+			Changes: []Change{{Path: DeploymentPath(d.Spec.ClusterID, d.Spec.Name), Content: content, Value: d}},
+		}, nil
+	}
+}
+
 func mustApply(t testing.TB, s *Store, m Mutation) *Result {
 	t.Helper()
 	res, err := s.Apply(context.Background(), m)

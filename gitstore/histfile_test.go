@@ -15,8 +15,6 @@ import (
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
-
-	"github.com/mengi-cloud/gitops/schema"
 )
 
 // syncBuffer is a log sink safe for the store's goroutines.
@@ -137,32 +135,52 @@ func TestHistoryFileAfterForcePush(t *testing.T) {
 	}
 }
 
-// TestHistoryFileCorrupt: a damaged file is reported and rebuilt.
-func TestHistoryFileCorrupt(t *testing.T) {
-	dir := t.TempDir()
-	s := openStore(t, dir)
-	web := newDeployment(1, testCluster, "web")
-	mustApply(t, s, createMutation(web))
-	s.Close()
-	path := filepath.Join(dir, historyFileName)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[len(historyMagic)+3] ^= 0xff
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s2, logs := openLogged(t, dir)
-	if h := histories(t, s2, web.Metadata.ID)[web.Metadata.ID]; len(h) != 1 {
-		t.Fatalf("history = %+v", h)
-	}
-	if !strings.Contains(logs.String(), "checksum mismatch") {
-		t.Errorf("corruption not reported:\n%s", logs)
-	}
-	s2.Close()
-	if data2, _ := os.ReadFile(path); bytes.Equal(data2, data) {
-		t.Error("damaged history file not written again")
+// TestHistoryFileUnusable: a damaged file is reported as a warning, a
+// file of another format version (as after an upgrade) at info level;
+// either way the history is rebuilt from the commits and the file written
+// again.
+func TestHistoryFileUnusable(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		spoil  func(data []byte) []byte
+		logged string
+		warn   bool
+	}{
+		{"damaged", func(data []byte) []byte {
+			data[len(historyMagic)+3] ^= 0xff
+			return data
+		}, "checksum mismatch", true},
+		{"outdated", func([]byte) []byte {
+			return []byte("mengi-history 1\n" + strings.Repeat("x", 60))
+		}, `level=INFO msg="history file written by another version`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openStore(t, dir)
+			web := newDeployment(1, testCluster, "web")
+			mustApply(t, s, createMutation(web))
+			s.Close()
+			path := filepath.Join(dir, historyFileName)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spoiled := tc.spoil(data)
+			if err := os.WriteFile(path, spoiled, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s2, logs := openLogged(t, dir)
+			if h := histories(t, s2, web.Metadata.ID)[web.Metadata.ID]; len(h) != 1 {
+				t.Fatalf("history = %+v", h)
+			}
+			if !strings.Contains(logs.String(), tc.logged) || strings.Contains(logs.String(), "level=WARN") != tc.warn {
+				t.Errorf("want %q logged (warning: %v):\n%s", tc.logged, tc.warn, logs)
+			}
+			s2.Close()
+			if now, err := loadHistoryFile(path); err != nil || len(now.commits) != 1 {
+				t.Errorf("history file not written again: %v", err)
+			}
+		})
 	}
 }
 
@@ -227,21 +245,6 @@ func TestHistorySaveFoldsWhileWriting(t *testing.T) {
 	}
 }
 
-// updateMutation writes d over its file.
-func updateMutation(d *schema.Deployment) Mutation {
-	return func(v *View) (*Commit, error) {
-		content, err := schema.EncodeFile(d)
-		if err != nil {
-			return nil, err
-		}
-		return &Commit{
-			Author:  testAuthor,
-			Message: Message("deployment "+d.Spec.Name+": update", "", Trailer{"Deployment-Id", d.Metadata.ID}),
-			Changes: []Change{{Path: DeploymentPath(d.Spec.ClusterID, d.Spec.Name), Content: content, Value: d}},
-		}, nil
-	}
-}
-
 func hashN(n byte) plumbing.Hash { return plumbing.Hash{19: n} }
 
 // TestHistoryBaseMerge: merging added commits into a base keeps each
@@ -302,33 +305,6 @@ func roundTrip(t *testing.T, b *historyBase) *historyBase {
 		t.Fatalf("round trip: %+v, want %+v", out, b)
 	}
 	return out
-}
-
-// TestHistoryFileOutdated: a file of another format version is replaced
-// after a rebuild, logged at info level (as an upgrade expects), not as a
-// warning.
-func TestHistoryFileOutdated(t *testing.T) {
-	dir := t.TempDir()
-	s := openStore(t, dir)
-	web := newDeployment(1, testCluster, "web")
-	mustApply(t, s, createMutation(web))
-	s.Close()
-	path := filepath.Join(dir, historyFileName)
-	old := []byte("mengi-history 1\n" + strings.Repeat("x", 60))
-	if err := os.WriteFile(path, old, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s2, logs := openLogged(t, dir)
-	if h := histories(t, s2, web.Metadata.ID)[web.Metadata.ID]; len(h) != 1 {
-		t.Fatalf("history = %+v", h)
-	}
-	if !strings.Contains(logs.String(), `level=INFO msg="history file written by another version`) || strings.Contains(logs.String(), "level=WARN") {
-		t.Errorf("outdated file not logged at info level:\n%s", logs)
-	}
-	s2.Close()
-	if _, err := loadHistoryFile(path); err != nil {
-		t.Errorf("history file not written again: %v", err)
-	}
 }
 
 // FuzzDecodeHistoryFile: no body, however damaged, panics the decoder
