@@ -144,11 +144,7 @@ func (b *historyBase) merge(head plumbing.Hash, added map[string][]plumbing.Hash
 				had = b.list(inBase)
 			}
 		}
-		for _, c := range more {
-			if slices.Contains(had, c) {
-				continue
-			}
-			had = append(had, c)
+		for _, c := range appendNew(had, more)[len(had):] {
 			at, _ := slices.BinarySearchFunc(out.commits, c, compareHash)
 			out.at = append(out.at, uint32(at))
 		}
@@ -220,8 +216,8 @@ var errHistoryFile = errors.New("not a valid history file")
 var errHistoryOutdated = fmt.Errorf("%w: written by another version", errHistoryFile)
 
 func decodeHistoryFile(data []byte) (*historyBase, error) {
-	if prefix := "mengi-history "; bytes.HasPrefix(data, []byte(prefix)) && !bytes.HasPrefix(data, []byte(historyMagic)) {
-		return nil, errHistoryOutdated
+	if line, _, whole := bytes.Cut(data, []byte("\n")); whole && bytes.HasPrefix(line, []byte("mengi-history ")) && string(line)+"\n" != historyMagic {
+		return nil, fmt.Errorf("%w (format %q)", errHistoryOutdated, line[len("mengi-history "):])
 	}
 	if len(data) < len(historyMagic)+2*sha1.Size || string(data[:len(historyMagic)]) != historyMagic {
 		return nil, errHistoryFile

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 )
@@ -153,6 +154,9 @@ func TestHistoryFileUnusable(t *testing.T) {
 		{"outdated", func([]byte) []byte {
 			return []byte("mengi-history 1\n" + strings.Repeat("x", 60))
 		}, `level=INFO msg="history file written by another version`, false},
+		{"torn in its first line", func(data []byte) []byte {
+			return data[:len(historyMagic)-1]
+		}, "not a valid history file", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -330,4 +334,75 @@ func FuzzDecodeHistoryFile(f *testing.F) {
 		}
 		roundTrip(t, got)
 	})
+}
+
+// TestHistorySaveRacingACommit: a save reads the head, then a commit is
+// added before it takes the new commits in, so the file knows a commit
+// past its head. The next start still finds the head through it, walks
+// nothing again and rebuilds nothing.
+func TestHistorySaveRacingACommit(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	if err := s.HistoryReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	web, api := newDeployment(1, testCluster, "web"), newDeployment(2, testCluster, "api")
+	mustApply(t, s, createMutation(web))
+	staleHead := s.Head()
+	mustApply(t, s, createMutation(api))
+	s.hist.save(s.log, s.historyPath(), staleHead)
+	if n := s.hist.unsaved(); n != 0 {
+		t.Fatalf("%d commits unsaved", n)
+	}
+	s.Close() // nothing unsaved: the file stays as that save wrote it
+
+	s2, logs := openLogged(t, dir)
+	got := histories(t, s2, web.Metadata.ID, api.Metadata.ID)
+	if len(got[web.Metadata.ID]) != 1 || len(got[api.Metadata.ID]) != 1 {
+		t.Fatalf("histories = %+v", got)
+	}
+	if strings.Contains(logs.String(), "rewritten") || !strings.Contains(logs.String(), "walked=0 ") {
+		t.Errorf("the start rebuilt or walked again:\n%s", logs)
+	}
+}
+
+// TestHistorySavedAfterLongBuild: a start that walks more than
+// historySaveAfter commits writes the history file as soon as the build
+// ends, not only at Close (a crash before would walk them all again).
+func TestHistorySavedAfterLongBuild(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	const writers = 32
+	each := historySaveAfter/writers + 1
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				mustApply(t, s, createMutation(newDeployment(w*1000+i, testCluster, fmt.Sprintf("w%d-%d", w, i))))
+			}
+		}()
+	}
+	wg.Wait()
+	s.Close()
+	path := filepath.Join(dir, historyFileName)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openStore(t, dir)
+	if err := s2.HistoryReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := loadHistoryFile(path)
+		if err == nil && len(b.commits) >= writers*each {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no history file written after the build (%v)", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

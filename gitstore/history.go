@@ -119,7 +119,6 @@ func (h *history) get(ctx context.Context, id string, read func(plumbing.Hash) (
 // the index does not know. When the walk was long, the history file is
 // written again.
 func (h *history) build(ctx context.Context, s *Store, head plumbing.Hash) {
-	defer close(h.ready)
 	start := time.Now()
 	cached, err := loadHistoryFile(s.historyPath())
 	switch {
@@ -157,8 +156,8 @@ func (h *history) build(ctx context.Context, s *Store, head plumbing.Hash) {
 		}
 		walked.known[c.hash] = struct{}{}
 	}
-	h.finish(cached, walked, nil)
 	s.log.Debug("history built", "commits", len(cached.commits)+len(fresh), "walked", len(fresh), "took", time.Since(start).Round(time.Millisecond))
+	h.finish(cached, walked, nil)
 	if len(fresh) >= historySaveAfter {
 		h.save(s.log, s.historyPath(), head)
 	}
@@ -175,7 +174,8 @@ var errHistoryRewritten = fmt.Errorf("history file's head not in the history")
 
 // walk returns the commits reachable from head that the history file does
 // not know, oldest first (commits of the same second keep their parent
-// order). errHistoryRewritten when it never met the file's head.
+// order). errHistoryRewritten when it never met the file's head (after a
+// force push it may read every commit the file knows to find that out).
 func (h *history) walk(ctx context.Context, s *Store, head plumbing.Hash, cached *historyBase) ([]*commitInfo, error) {
 	seen := map[plumbing.Hash]bool{}
 	queue := []plumbing.Hash{head}
@@ -193,6 +193,16 @@ func (h *history) walk(ctx context.Context, s *Store, head plumbing.Hash, cached
 		seen[c] = true
 		if cached.has(c) {
 			reached = reached || c == cached.head
+			if !reached {
+				// Known but not the file's head: a save that raced a
+				// commit folded it in (it descends from the head). Look
+				// through it for the head, without recording it again.
+				info, err := s.readCommit(c)
+				if err != nil {
+					return nil, err
+				}
+				queue = append(queue, info.parents...)
+			}
 			continue
 		}
 		info, err := s.readCommit(c)
@@ -210,9 +220,11 @@ func (h *history) walk(ctx context.Context, s *Store, head plumbing.Hash, cached
 	return commits, nil
 }
 
-// finish ends the build: base is the history file's, walked the commits
-// made since, which come before any added meanwhile.
+// finish ends the build, and lets lookups and saves in: base is the
+// history file's, walked the commits made since, which come before any
+// added meanwhile.
 func (h *history) finish(base *historyBase, walked *historyDelta, err error) {
+	defer close(h.ready)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
@@ -256,21 +268,14 @@ func (h *history) save(log *slog.Logger, path string, head plumbing.Hash) {
 	err := writeHistoryFile(path, next)
 
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.saving = nil
+	// The new base holds the history either way; when the file could not
+	// be written, the next start walks more commits, and the next save
+	// comes after historySaveAfter more.
+	h.base, h.saving = next, nil
+	h.mu.Unlock()
 	if err != nil {
-		// The commits stay unsaved, before those added meanwhile.
-		for id, cs := range h.live.byID {
-			delta.byID[id] = appendNew(delta.byID[id], cs)
-		}
-		for c := range h.live.known {
-			delta.known[c] = struct{}{}
-		}
-		h.live = delta
 		log.Warn("writing the history file failed; the next start walks more commits", "err", err)
-		return
 	}
-	h.base = next
 }
 
 // unsaved is how many commits were added since the history file was
@@ -283,8 +288,24 @@ func (h *history) unsaved() int {
 
 // appendNew appends to list the commits of more it does not hold yet.
 func appendNew(list, more []plumbing.Hash) []plumbing.Hash {
+	if len(more) == 0 {
+		return list
+	}
+	if len(list)+len(more) <= 64 {
+		for _, c := range more {
+			if !slices.Contains(list, c) {
+				list = append(list, c)
+			}
+		}
+		return list
+	}
+	seen := make(map[plumbing.Hash]struct{}, len(list)+len(more))
+	for _, c := range list {
+		seen[c] = struct{}{}
+	}
 	for _, c := range more {
-		if !slices.Contains(list, c) {
+		if _, dup := seen[c]; !dup {
+			seen[c] = struct{}{}
 			list = append(list, c)
 		}
 	}
