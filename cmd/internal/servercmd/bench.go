@@ -18,25 +18,29 @@ import (
 )
 
 // BenchCommand is `bench` with its api and store subcommands, and more
-// (the mengi binary adds the agent's).
+// between them (the mengi binary adds the agent's).
 func BenchCommand(more ...*cli.Command) *cli.Command {
 	return &cli.Command{
-		Name:  "bench",
-		Usage: "measure throughput and latency (results for BENCHMARKS.md)",
-		Subcommands: append([]*cli.Command{{
-			Name:  "api",
-			Usage: "acknowledged creates per second and latency over loopback HTTP, on a repository seeded with --deployments",
-			Flags: []cli.Flag{
-				&cli.IntFlag{Name: "deployments", Usage: "deployments in the repository before the run", Value: 0},
-				&cli.IntFlag{Name: "clusters", Usage: "clusters they are spread over", Value: 100},
-				&cli.IntFlag{Name: "clients", Usage: "concurrent clients (closed loop)", Value: 1},
-				&cli.DurationFlag{Name: "duration", Usage: "length of the run", Value: 10 * time.Second},
-				&cli.StringFlag{Name: "dir", Usage: "where to create the repository (default: a temporary folder, removed after)"},
-				&cli.StringFlag{Name: "results", Usage: "append the result line to this file"},
-				&cli.StringFlag{Name: "log-level", Usage: "log level of the store (warn: quiet)", Value: "warn"},
-			},
-			Action: benchAPI,
-		}, benchStoreCommand()}, more...),
+		Name:        "bench",
+		Usage:       "measure throughput and latency (results for BENCHMARKS.md)",
+		Subcommands: append(append([]*cli.Command{benchAPICommand()}, more...), benchStoreCommand()),
+	}
+}
+
+func benchAPICommand() *cli.Command {
+	return &cli.Command{
+		Name:  "api",
+		Usage: "acknowledged creates per second and latency over loopback HTTP, on a repository seeded with --deployments",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "deployments", Usage: "deployments in the repository before the run", Value: 0},
+			&cli.IntFlag{Name: "clusters", Usage: "clusters they are spread over", Value: 100},
+			&cli.IntFlag{Name: "clients", Usage: "concurrent clients (closed loop)", Value: 1},
+			&cli.DurationFlag{Name: "duration", Usage: "length of the run", Value: 10 * time.Second},
+			&cli.StringFlag{Name: "dir", Usage: "where to create the repository (default: a temporary folder, removed after)"},
+			&cli.StringFlag{Name: "results", Usage: "append the result line to this file"},
+			&cli.StringFlag{Name: "log-level", Usage: "log level of the store (warn: quiet)", Value: "warn"},
+		},
+		Action: benchAPI,
 	}
 }
 
