@@ -2,6 +2,7 @@ package gitstore_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"sync"
@@ -13,14 +14,24 @@ import (
 	"github.com/mengi-cloud/gitops/schema"
 )
 
+// benchRoot holds what the benchmarks seed; TestMain removes it.
+var benchRoot string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gitstore-bench-")
+	if err != nil {
+		panic(err)
+	}
+	benchRoot = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // seeded50k is one repository with 50,000 deployments, seeded once per test
 // binary for the read benchmarks.
 var seeded50k = sync.OnceValues(func() (*bench.Seed, error) {
-	dir, err := os.MkdirTemp("", "gitstore-bench-")
-	if err != nil {
-		return nil, err
-	}
-	return bench.SeedRepo(context.Background(), dir+"/repo", 50000, 100)
+	return bench.SeedRepo(context.Background(), benchRoot+"/repo", 50000, 100)
 })
 
 func openSeeded(b *testing.B) (*bench.Seed, *gitstore.Store) {
@@ -178,4 +189,41 @@ func BenchmarkIndexMemory50k(b *testing.B) {
 	}
 	b.ReportMetric(first, "B/deployment-first-start")
 	b.ReportMetric(restart, "B/deployment-restart")
+}
+
+// BenchmarkReadOtherStoresWrite50k: a store reads a blob another store on
+// the same repository (another process, as the agent beside the API) just
+// wrote in a new pack, at 50,000 deployments.
+func BenchmarkReadOtherStoresWrite50k(b *testing.B) {
+	seed, writer := openSeeded(b)
+	reader, err := gitstore.Open(seed.Dir, gitstore.Options{CompactAfter: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { reader.Close() })
+	var rec *gitstore.Record
+	writer.Read(func(v *gitstore.View) { rec = v.Deployment(seed.ID(123)) })
+	d := *rec.Deployment()
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		i++
+		img := fmt.Sprintf("nginx:1.%d", i)
+		d.Spec.DockerImage = &img
+		content, err := schema.EncodeFile(&d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := writer.Apply(context.Background(), func(v *gitstore.View) (*gitstore.Commit, error) {
+			return &gitstore.Commit{Author: gitstore.Signature{Name: "B", Email: "b@example.com"}, Message: "bench\n",
+				Changes: []gitstore.Change{{Path: rec.Path, Content: content}}}, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := reader.ReadBlob(res.Records[0].Blob()); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
