@@ -372,8 +372,45 @@ func TestHistorySaveRacingACommit(t *testing.T) {
 func TestHistorySavedAfterLongBuild(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
+	n := createMany(t, s, historySaveAfter+1)
+	s.Close()
+	path := filepath.Join(dir, historyFileName)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openStore(t, dir)
+	if err := s2.HistoryReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitForHistoryFile(t, path, n)
+}
+
+// TestHistoryFoldedUnderLoad: under a steady load the housekeeper saves
+// the history (folding the new commits into the compact arrays) once they
+// reach a quarter of the saved ones, without waiting for the minute.
+func TestHistoryFoldedUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{historyCheck: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.HistoryReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n := createMany(t, s, historySaveAfter+1)
+	waitForHistoryFile(t, filepath.Join(dir, historyFileName), n)
+	if u := s.hist.unsaved(); u >= historySaveAfter {
+		t.Errorf("%d commits still unsaved", u)
+	}
+}
+
+// createMany creates about n deployments from 32 concurrent writers and
+// returns how many.
+func createMany(t *testing.T, s *Store, n int) int {
+	t.Helper()
 	const writers = 32
-	each := historySaveAfter/writers + 1
+	each := n/writers + 1
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Add(1)
@@ -385,23 +422,21 @@ func TestHistorySavedAfterLongBuild(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	s.Close()
-	path := filepath.Join(dir, historyFileName)
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	s2 := openStore(t, dir)
-	if err := s2.HistoryReady(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	return writers * each
+}
+
+// waitForHistoryFile waits until the history file at path holds at least
+// n commits.
+func waitForHistoryFile(t *testing.T, path string, n int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		b, err := loadHistoryFile(path)
-		if err == nil && len(b.commits) >= writers*each {
-			break
+		if err == nil && len(b.commits) >= n {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no history file written after the build (%v)", err)
+			t.Fatalf("no history file of %d commits written (%v)", n, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -36,6 +36,7 @@ type history struct {
 	live     *historyDelta // commits added since
 	buildErr error
 	saveMu   sync.Mutex // one save at a time
+	lastSave time.Time  // when the last save ended (or the history was made)
 }
 
 // historyDelta is the history of commits not in a base yet.
@@ -49,7 +50,7 @@ func newHistoryDelta() *historyDelta {
 }
 
 func newHistory() *history {
-	return &history{ready: make(chan struct{}), base: emptyHistoryBase(), live: newHistoryDelta()}
+	return &history{ready: make(chan struct{}), base: emptyHistoryBase(), live: newHistoryDelta(), lastSave: time.Now()}
 }
 
 func entryOf(c *commitInfo) HistoryEntry {
@@ -268,6 +269,7 @@ func (h *history) save(log *slog.Logger, path string, head plumbing.Hash) {
 	err := writeHistoryFile(path, next)
 
 	h.mu.Lock()
+	h.lastSave = time.Now()
 	// The new base holds the history either way; when the file could not
 	// be written, the next start walks more commits, and the next save
 	// comes after historySaveAfter more.
@@ -276,6 +278,16 @@ func (h *history) save(log *slog.Logger, path string, head plumbing.Hash) {
 	if err != nil {
 		log.Warn("writing the history file failed; the next start walks more commits", "err", err)
 	}
+}
+
+// dueForSave reports whether the housekeeper should save: historySaveAfter
+// commits were added since the last save, and either historySaveInterval
+// passed or they are 1/historyFoldShare of those in the base.
+func (h *history) dueForSave() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := len(h.live.known)
+	return n >= historySaveAfter && (time.Since(h.lastSave) >= historySaveInterval || n >= len(h.base.commits)/historyFoldShare)
 }
 
 // unsaved is how many commits were added since the history file was

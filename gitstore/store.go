@@ -36,9 +36,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now gives the commit time; default time.Now.
 	Now func() time.Time
+
+	historyCheck time.Duration // how often the housekeeper considers a history save (tests)
 }
 
 func (o *Options) defaults() {
+	if o.historyCheck == 0 {
+		o.historyCheck = historyCheckInterval
+	}
 	if o.Branch == "" {
 		o.Branch = "main"
 	}
