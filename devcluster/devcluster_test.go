@@ -30,10 +30,13 @@ func TestMain(m *testing.M) {
 	os.Exit(clustertest.RunTests(m))
 }
 
-// supervise runs a one-node cluster in dir until SIGINT or SIGTERM.
+// supervise runs a one-node cluster in dir until SIGINT or SIGTERM. The
+// signals stay caught until the process exits: the cluster raises the
+// signal that stopped it once more when it is down, which would end the
+// process with that signal (not the clean exit the test expects) once no
+// handler wants it.
 func supervise(dir string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	c, err := devcluster.Start(ctx, devcluster.Options{StateDir: dir, Nodes: 1})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

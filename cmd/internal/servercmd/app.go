@@ -50,10 +50,12 @@ func NewApp(name, usage string, commands []*cli.Command) *cli.App {
 
 // Run runs app on args (args[0] is the program name) until it returns or
 // SIGINT or SIGTERM cancels it, prints the error if there is one, and
-// returns the process's exit status.
+// returns the process's exit status. The signals stay caught until the
+// process exits: the local cluster raises the signal that stopped it once
+// more when it is down, and that must not end the process before it
+// reports its status.
 func Run(app *cli.App, args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	if err := app.RunContext(ctx, args); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
 		return exitCode(err)
