@@ -1,5 +1,6 @@
-// Command mengi is the single binary of Mengi GitOps: the deployments API,
-// the sync agent, the validator and the operator tools.
+// Command mengi is the binary of Mengi GitOps with every command: the
+// deployments API, the sync agent, the local cluster, the validator and
+// the operator tools. mengi-server carries the API's commands alone.
 package main
 
 import (
