@@ -117,17 +117,7 @@ func BenchmarkDiffOneFile50k(b *testing.B) {
 	d := *rec.Deployment()
 	replicas := int64(5)
 	d.Spec.Replicas = &replicas
-	content, err := schema.EncodeFile(&d)
-	if err != nil {
-		b.Fatal(err)
-	}
-	res, err := s.Apply(context.Background(), func(v *gitstore.View) (*gitstore.Commit, error) {
-		return &gitstore.Commit{Author: gitstore.Signature{Name: "B", Email: "b@example.com"}, Message: "bench\n",
-			Changes: []gitstore.Change{{Path: rec.Path, Content: content}}}, nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	res := writeFile(b, s, rec.Path, encode(b, &d), "bench\n")
 	b.Cleanup(func() { restore(b, s, rec) })
 	timed(b, func(int) {
 		changes, err := s.Diff(before, res.Commit)
@@ -137,18 +127,33 @@ func BenchmarkDiffOneFile50k(b *testing.B) {
 	})
 }
 
+// restore writes rec's content back to its file.
 func restore(b *testing.B, s *gitstore.Store, rec *gitstore.Record) {
 	content, err := s.ReadBlob(rec.Blob())
 	if err != nil {
 		b.Fatal(err)
 	}
-	_, err = s.Apply(context.Background(), func(v *gitstore.View) (*gitstore.Commit, error) {
-		return &gitstore.Commit{Author: gitstore.Signature{Name: "B", Email: "b@example.com"}, Message: "restore\n",
-			Changes: []gitstore.Change{{Path: rec.Path, Content: content}}}, nil
+	writeFile(b, s, rec.Path, content, "restore\n")
+}
+
+// writeFile commits content to the file at path.
+func writeFile(b *testing.B, s *gitstore.Store, path string, content []byte, message string) *gitstore.Result {
+	res, err := s.Apply(context.Background(), func(v *gitstore.View) (*gitstore.Commit, error) {
+		return &gitstore.Commit{Author: gitstore.Signature{Name: "B", Email: "b@example.com"}, Message: message,
+			Changes: []gitstore.Change{{Path: path, Content: content}}}, nil
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return res
+}
+
+func encode(b *testing.B, d *schema.Deployment) []byte {
+	content, err := schema.EncodeFile(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return content
 }
 
 // BenchmarkIndexMemory50k measures the memory a started store holds at
@@ -204,23 +209,14 @@ func BenchmarkReadOtherStoresWrite50k(b *testing.B) {
 	var rec *gitstore.Record
 	writer.Read(func(v *gitstore.View) { rec = v.Deployment(seed.ID(123)) })
 	d := *rec.Deployment()
+	b.Cleanup(func() { restore(b, writer, rec) })
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
 		i++
 		img := fmt.Sprintf("nginx:1.%d", i)
 		d.Spec.DockerImage = &img
-		content, err := schema.EncodeFile(&d)
-		if err != nil {
-			b.Fatal(err)
-		}
-		res, err := writer.Apply(context.Background(), func(v *gitstore.View) (*gitstore.Commit, error) {
-			return &gitstore.Commit{Author: gitstore.Signature{Name: "B", Email: "b@example.com"}, Message: "bench\n",
-				Changes: []gitstore.Change{{Path: rec.Path, Content: content}}}, nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
+		res := writeFile(b, writer, rec.Path, encode(b, &d), "bench\n")
 		b.StartTimer()
 		if _, err := reader.ReadBlob(res.Records[0].Blob()); err != nil {
 			b.Fatal(err)

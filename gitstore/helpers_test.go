@@ -55,26 +55,22 @@ const testCluster = "11111111-1111-4111-8111-111111111111"
 
 // createMutation writes d unless its name is taken on its cluster.
 func createMutation(d *schema.Deployment) Mutation {
+	write := writeMutation(d, "create")
 	return func(v *View) (*Commit, error) {
 		if v.DeploymentByName(d.Spec.ClusterID, d.Spec.Name) != nil {
 			return nil, errNameTaken
 		}
-		content, err := schema.EncodeFile(d)
-		if err != nil {
-			return nil, err
-		}
-		return &Commit{
-			Author:  testAuthor,
-			Message: Message("deployment "+d.Spec.Name+": create", "", Trailer{"Deployment-Id", d.Metadata.ID}),
-			Changes: []Change{{Path: DeploymentPath(d.Spec.ClusterID, d.Spec.Name), Content: content, Value: d}},
-		}, nil
+		return write(v)
 	}
 }
 
 var errNameTaken = fmt.Errorf("name taken")
 
 // updateMutation writes d over its file.
-func updateMutation(d *schema.Deployment) Mutation {
+func updateMutation(d *schema.Deployment) Mutation { return writeMutation(d, "update") }
+
+// writeMutation writes d to its file, with the commit message of action.
+func writeMutation(d *schema.Deployment, action string) Mutation {
 	return func(v *View) (*Commit, error) {
 		content, err := schema.EncodeFile(d)
 		if err != nil {
@@ -82,7 +78,7 @@ func updateMutation(d *schema.Deployment) Mutation {
 		}
 		return &Commit{
 			Author:  testAuthor,
-			Message: Message("deployment "+d.Spec.Name+": update", "", Trailer{"Deployment-Id", d.Metadata.ID}),
+			Message: Message("deployment "+d.Spec.Name+": "+action, "", Trailer{"Deployment-Id", d.Metadata.ID}),
 			Changes: []Change{{Path: DeploymentPath(d.Spec.ClusterID, d.Spec.Name), Content: content, Value: d}},
 		}, nil
 	}

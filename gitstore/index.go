@@ -94,8 +94,9 @@ func (ix *index) link(r *Record) {
 	case r.Cluster() != nil:
 		ix.clusterNames[r.Cluster().Name] = r.Path
 	case r.User() != nil:
-		ix.usersByEmail[strings.ToLower(r.User().Email)] = r.Path
-		for _, k := range r.User().Keys {
+		u := r.User()
+		ix.usersByEmail[strings.ToLower(u.Email)] = r.Path
+		for _, k := range u.Keys {
 			ix.usersByKey[k.SHA256] = r.Path
 		}
 	}
@@ -114,14 +115,15 @@ func (ix *index) unlink(r *Record) {
 			ix.byUser[uid] = slices.Delete(list, i, i+1)
 		}
 	case r.Cluster() != nil:
-		if ix.clusterNames[r.Cluster().Name] == r.Path {
-			delete(ix.clusterNames, r.Cluster().Name)
+		if name := r.Cluster().Name; ix.clusterNames[name] == r.Path {
+			delete(ix.clusterNames, name)
 		}
 	case r.User() != nil:
-		if ix.usersByEmail[strings.ToLower(r.User().Email)] == r.Path {
-			delete(ix.usersByEmail, strings.ToLower(r.User().Email))
+		u := r.User()
+		if email := strings.ToLower(u.Email); ix.usersByEmail[email] == r.Path {
+			delete(ix.usersByEmail, email)
 		}
-		for _, k := range r.User().Keys {
+		for _, k := range u.Keys {
 			if ix.usersByKey[k.SHA256] == r.Path {
 				delete(ix.usersByKey, k.SHA256)
 			}
@@ -223,16 +225,21 @@ func (v *View) Cluster(id string) *schema.Cluster {
 func (v *View) ClusterByName(name string) *schema.Cluster {
 	var found *schema.Cluster
 	v.eachChanged(func(p string, r *Record) {
-		if found == nil && r != nil && r.Cluster() != nil && r.Cluster().Name == name && v.Record(p) == r {
-			found = r.Cluster()
+		if found != nil || r == nil {
+			return
+		}
+		if c := r.Cluster(); c != nil && c.Name == name && v.Record(p) == r {
+			found = c
 		}
 	})
 	if found != nil {
 		return found
 	}
 	if p, ok := v.base.clusterNames[name]; ok {
-		if r := v.Record(p); r != nil && r.Cluster() != nil && r.Cluster().Name == name {
-			return r.Cluster()
+		if r := v.Record(p); r != nil {
+			if c := r.Cluster(); c != nil && c.Name == name {
+				return c
+			}
 		}
 	}
 	return nil
@@ -251,16 +258,21 @@ func (v *View) UserByEmail(email string) *schema.User {
 	email = strings.ToLower(email)
 	var found *schema.User
 	v.eachChanged(func(p string, r *Record) {
-		if found == nil && r != nil && r.User() != nil && strings.ToLower(r.User().Email) == email && v.Record(p) == r {
-			found = r.User()
+		if found != nil || r == nil {
+			return
+		}
+		if u := r.User(); u != nil && strings.ToLower(u.Email) == email && v.Record(p) == r {
+			found = u
 		}
 	})
 	if found != nil {
 		return found
 	}
 	if p, ok := v.base.usersByEmail[email]; ok {
-		if r := v.Record(p); r != nil && r.User() != nil && strings.ToLower(r.User().Email) == email {
-			return r.User()
+		if r := v.Record(p); r != nil {
+			if u := r.User(); u != nil && strings.ToLower(u.Email) == email {
+				return u
+			}
 		}
 	}
 	return nil

@@ -83,17 +83,16 @@ func (f listingFS) ReadDir(path string) ([]os.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	packDir := filepath.Clean(path) == filepath.Join("objects", "pack")
+	if packDir && f.skip != nil {
+		// Before the stat of each entry: fresh lists every miss.
+		entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return f.skip.has(e.Name()) })
+	}
 	infos, err := entryInfos(entries)
-	if err != nil || filepath.Clean(path) != filepath.Join("objects", "pack") {
-		return infos, err
-	}
-	if f.skip != nil {
-		infos = slices.DeleteFunc(infos, func(fi os.FileInfo) bool { return f.skip.has(fi.Name()) })
-	}
-	if f.record != nil {
+	if err == nil && packDir && f.record != nil {
 		f.record.set(infos)
 	}
-	return infos, nil
+	return infos, err
 }
 
 // packNames is the set of file names a listing of the pack folder gave.
