@@ -18,8 +18,11 @@ const SyncedRef = "refs/mengi/agent/synced"
 
 // Options configure an Agent.
 type Options struct {
-	// Store is the repository. Required.
+	// Store is the deployments repository. Required.
 	Store *gitstore.Store
+	// Registry gives the clusters and who may deploy where (package
+	// registry). Required.
+	Registry Registry
 	// Renderer renders deployments (package render). Required.
 	Renderer Renderer
 	// Connect opens cluster connections (package cluster). Required.
@@ -32,6 +35,11 @@ type Options struct {
 	// DriftInterval is how often running releases are checked for changes
 	// made by hand on the cluster; default 30s. Negative disables it.
 	DriftInterval time.Duration
+	// PruneHoldShare is the share of a cluster's deployments above which a
+	// removal of at least two of them (their files gone) waits for an
+	// operator's `mengi prune --confirm`; default 0.25. A removal of all of
+	// a cluster's deployments always waits. 1 holds only those.
+	PruneHoldShare float64
 	// ResyncInterval is how often every deployment is re-checked as a
 	// safety net (cheap when nothing changed); default 5m.
 	ResyncInterval time.Duration
@@ -47,6 +55,7 @@ type Options struct {
 type Agent struct {
 	opts     Options
 	store    *gitstore.Store
+	reg      Registry
 	render   Renderer
 	log      *slog.Logger
 	queue    *queue
@@ -60,8 +69,8 @@ type Agent struct {
 
 // New checks the options and makes an agent; Run starts it.
 func New(opts Options) (*Agent, error) {
-	if opts.Store == nil || opts.Renderer == nil || opts.Connect == nil {
-		return nil, fmt.Errorf("agent: Store, Renderer and Connect are required")
+	if opts.Store == nil || opts.Registry == nil || opts.Renderer == nil || opts.Connect == nil {
+		return nil, fmt.Errorf("agent: Store, Registry, Renderer and Connect are required")
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = 4
@@ -71,6 +80,9 @@ func New(opts Options) (*Agent, error) {
 	}
 	if opts.DriftInterval == 0 {
 		opts.DriftInterval = 30 * time.Second
+	}
+	if opts.PruneHoldShare <= 0 {
+		opts.PruneHoldShare = 0.25
 	}
 	if opts.ResyncInterval <= 0 {
 		opts.ResyncInterval = 5 * time.Minute
@@ -86,12 +98,12 @@ func New(opts Options) (*Agent, error) {
 	}
 	log := opts.Logger.With("component", "agent")
 	a := &Agent{
-		opts: opts, store: opts.Store, render: opts.Renderer, log: log,
+		opts: opts, store: opts.Store, reg: opts.Registry, render: opts.Renderer, log: log,
 		queue:     newQueue(),
-		status:    newStatusWriter(opts.Store, opts.Author, log),
+		status:    newStatusWriter(opts.Store, opts.Registry, opts.Author, log),
 		driftNote: map[string]string{},
 	}
-	a.clusters = newClusters(opts.Store, opts.Connect, opts.Author, log, a.now)
+	a.clusters = newClusters(opts.Registry, opts.Connect, opts.Author, log, a.now)
 	return a, nil
 }
 
@@ -124,7 +136,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: read %s: %w", SyncedRef, err)
 	}
-	changed := a.store.Changed()
+	changed, registryChanged := a.store.Changed(), a.reg.Changed()
 	head := a.store.Head()
 	a.log.Info("agent started", "synced", short(synced), "head", short(head), "workers", a.opts.Workers)
 	a.resync(ctx)
@@ -154,6 +166,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			a.markSynced(synced, head)
 			synced = head
+		case <-registryChanged:
+			// A cluster's connection, or who may deploy where, changed:
+			// every deployment is checked again (cheap when nothing did).
+			registryChanged = a.reg.Changed()
+			a.clusters.refresh()
+			a.resync(ctx)
+			a.prune(ctx) // an operator may have confirmed a held removal
 		case <-resync.C:
 			a.resync(ctx)
 			a.prune(ctx)
@@ -183,15 +202,10 @@ func (a *Agent) follow(ctx context.Context, from, to plumbing.Hash) error {
 		return err
 	}
 	for _, ch := range changes {
-		switch {
-		case gitstore.IsDeploymentPath(ch.Path):
-			if !ch.To.IsZero() && a.status.isOwn(ch.To) {
-				continue
-			}
-			a.queue.add(ch.Path, false)
-		case gitstore.IsClusterPath(ch.Path):
-			a.clusters.forget(gitstore.ClusterIDOf(ch.Path))
+		if !gitstore.IsDeploymentPath(ch.Path) || (!ch.To.IsZero() && a.status.isOwn(ch.To)) {
+			continue
 		}
+		a.queue.add(ch.Path, false)
 	}
 	return nil
 }

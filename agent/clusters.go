@@ -19,9 +19,9 @@ const (
 )
 
 // clusters keeps one connection per cluster, checks reachability before
-// work, and records it in the cluster's file.
+// work, and records it in the cluster's file in the registry.
 type clusters struct {
-	store   *gitstore.Store
+	reg     Registry
 	connect Connector
 	author  gitstore.Signature
 	log     *slog.Logger
@@ -33,13 +33,14 @@ type clusters struct {
 
 type clusterState struct {
 	conn     Conn
-	ok       bool // last check succeeded
+	target   string // the kubeconfig and context conn was made for
+	ok       bool   // last check succeeded
 	checked  time.Time
 	failures int
 }
 
-func newClusters(store *gitstore.Store, connect Connector, author gitstore.Signature, log *slog.Logger, now func() time.Time) *clusters {
-	return &clusters{store: store, connect: connect, author: author, log: log, now: now, state: map[string]*clusterState{}}
+func newClusters(reg Registry, connect Connector, author gitstore.Signature, log *slog.Logger, now func() time.Time) *clusters {
+	return &clusters{reg: reg, connect: connect, author: author, log: log, now: now, state: map[string]*clusterState{}}
 }
 
 // recheckAfter is how long a successful reachability check is trusted.
@@ -65,7 +66,7 @@ func (c *clusters) ready(ctx context.Context, cl *schema.Cluster) (Conn, error) 
 	var err error
 	if conn == nil {
 		if conn, err = c.connect(cl); err == nil {
-			st.conn = conn
+			st.conn, st.target = conn, target(cl)
 		}
 	}
 	c.mu.Unlock()
@@ -106,40 +107,35 @@ func (c *clusters) backoff(id string) time.Duration {
 	return min(time.Duration(1<<min(n, 6))*time.Second, time.Minute)
 }
 
-// forget drops a cluster's connection (its record changed: a new
-// kubeconfig or context).
-func (c *clusters) forget(id string) {
+// target is what a connection to the cluster is made from.
+func target(cl *schema.Cluster) string { return cl.Kubeconfig + "\x00" + cl.Context }
+
+// refresh drops the connections of clusters whose record changed its
+// kubeconfig or context, or is gone, so the next work connects anew.
+func (c *clusters) refresh() {
+	now := map[string]string{}
+	for _, cl := range c.reg.Clusters() {
+		now[cl.ID] = target(cl)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.state, id)
+	for id, st := range c.state {
+		if t, ok := now[id]; !ok || t != st.target {
+			delete(c.state, id)
+		}
+	}
 }
 
-// record writes the cluster's reachability into its file when it changed.
+// record writes the cluster's reachability into its record when it
+// changed.
 func (c *clusters) record(ctx context.Context, id, status, msg string) {
 	now := c.now()
-	_, err := c.store.Apply(context.WithoutCancel(ctx), func(v *gitstore.View) (*gitstore.Commit, error) {
-		cl := v.Cluster(id)
-		if cl == nil {
-			return nil, nil
+	err := c.reg.EditClusterStatus(context.WithoutCancel(ctx), id, c.author, func(st *schema.ClusterStatus) (string, string) {
+		if st.ClusterStatus == status && st.ClusterError == msg {
+			return "", ""
 		}
-		if cs := cl.Status; cs != nil && cs.ClusterStatus == status && cs.ClusterError == msg {
-			return nil, nil
-		}
-		next := *cl
-		next.Status = &schema.ClusterStatus{ClusterStatus: status, ClusterError: msg, CheckedAt: &now}
-		content, err := schema.EncodeRecord(&next)
-		if err != nil {
-			return nil, err
-		}
-		body := ""
-		if msg != "" {
-			body = msg
-		}
-		return &gitstore.Commit{
-			Author:  c.author,
-			Message: gitstore.Message("cluster "+cl.Name+": "+status, body, gitstore.Trailer{Key: "Cluster-Id", Value: id}),
-			Changes: []gitstore.Change{{Path: gitstore.ClusterPath(id), Content: content, Value: &next}},
-		}, nil
+		st.ClusterStatus, st.ClusterError, st.CheckedAt = status, msg, &now
+		return status, msg
 	})
 	if err != nil {
 		c.log.Warn("recording cluster status failed", "cluster", id, "err", err)
@@ -149,16 +145,8 @@ func (c *clusters) record(ctx context.Context, id, status, msg string) {
 // reachable returns the connections of every registered cluster that
 // answers now.
 func (c *clusters) reachable(ctx context.Context) map[string]Conn {
-	var all []*schema.Cluster
-	c.store.Read(func(v *gitstore.View) {
-		v.Each(func(r *gitstore.Record) {
-			if r.Cluster() != nil {
-				all = append(all, r.Cluster())
-			}
-		})
-	})
 	out := map[string]Conn{}
-	for _, cl := range all {
+	for _, cl := range c.reg.Clusters() {
 		if conn, err := c.ready(ctx, cl); err == nil {
 			out[cl.ID] = conn
 		}

@@ -5,9 +5,25 @@ import (
 	"time"
 
 	"github.com/mengi-cloud/gitops/cluster"
+	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/render"
 	"github.com/mengi-cloud/gitops/schema"
 )
+
+// Registry is what the agent needs of the operator's registry (package
+// registry): the clusters, whether a deployment's owner may have it where
+// it is, and where to record a cluster's reachability.
+type Registry interface {
+	// Admit returns the deployment's cluster, or an error wrapping
+	// registry.ErrUnknownCluster, or a *registry.AccessError.
+	Admit(d *schema.Deployment) (*schema.Cluster, error)
+	Cluster(id string) *schema.Cluster
+	Clusters() []*schema.Cluster
+	// EditClusterStatus commits edit's change of a cluster's status.
+	EditClusterStatus(ctx context.Context, id string, author gitstore.Signature, edit func(st *schema.ClusterStatus) (subject, body string)) error
+	// Changed is closed when the registry changes next.
+	Changed() <-chan struct{}
+}
 
 // Renderer turns a deployment into a Helm release (package render).
 type Renderer interface {
@@ -48,4 +64,7 @@ const (
 	ReasonHealthCheckFailed  = "HealthCheckFailed"
 	ReasonClusterUnreachable = "ClusterUnreachable"
 	ReasonUnknownCluster     = "UnknownCluster"
+	// ReasonAccessDenied: the deployment's owner is not a registered user,
+	// or may not deploy to its cluster; nothing is applied.
+	ReasonAccessDenied = "AccessDenied"
 )

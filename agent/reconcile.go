@@ -11,29 +11,33 @@ import (
 
 	"github.com/mengi-cloud/gitops/cluster"
 	"github.com/mengi-cloud/gitops/gitstore"
+	"github.com/mengi-cloud/gitops/registry"
 	"github.com/mengi-cloud/gitops/render"
 	"github.com/mengi-cloud/gitops/schema"
 )
 
-// snapshot is what one reconcile reads from the store, consistently.
+// snapshot is what one reconcile reads from the store, consistently, and
+// what the registry says of it.
 type snapshot struct {
 	head    plumbing.Hash
 	rec     *gitstore.Record
 	d       *schema.Deployment // rec's deployment, unpacked
 	cluster *schema.Cluster
+	// admitErr is why the registry does not admit d (registry.Admit).
+	admitErr error
 }
 
 func (a *Agent) read(path string) snapshot {
 	var s snapshot
 	a.store.Read(func(v *gitstore.View) {
-		s.rec = v.Record(path)
-		if s.rec != nil {
-			if s.d = s.rec.Deployment(); s.d != nil {
-				s.cluster = v.Cluster(s.d.Spec.ClusterID)
-			}
+		if s.rec = v.Record(path); s.rec != nil {
+			s.d = s.rec.Deployment()
 		}
 	})
 	s.head = a.store.Head()
+	if s.d != nil {
+		s.cluster, s.admitErr = a.reg.Admit(s.d)
+	}
 	return s
 }
 
@@ -70,7 +74,16 @@ func (a *Agent) reconcile(ctx context.Context, path string, force bool) {
 		return
 	}
 	if d.Metadata.DeletionRequestedAt != nil {
+		// Removing what was applied needs no access: an owner who lost it
+		// may still delete.
 		a.remove(ctx, path, d, s.cluster, log)
+		return
+	}
+	var denied *registry.AccessError
+	if errors.As(s.admitErr, &denied) {
+		// No spec digest: once access is granted, the spec is applied.
+		log.Warn("not admitted; nothing applied", "err", denied)
+		a.setStatus(ctx, path, d, schema.Status{Phase: schema.PhaseError, Reason: ReasonAccessDenied, ErrorMessage: denied.Error()}, log)
 		return
 	}
 	digest := d.Spec.Digest()

@@ -32,6 +32,7 @@ type statusUpdate struct {
 // arrive together in one commit, authored by the agent.
 type statusWriter struct {
 	store   *gitstore.Store
+	reg     Registry
 	author  gitstore.Signature
 	log     *slog.Logger
 	window  time.Duration
@@ -41,8 +42,8 @@ type statusWriter struct {
 	own map[plumbing.Hash]bool // blobs the agent wrote: its own commits
 }
 
-func newStatusWriter(store *gitstore.Store, author gitstore.Signature, log *slog.Logger) *statusWriter {
-	return &statusWriter{store: store, author: author, log: log, window: 20 * time.Millisecond,
+func newStatusWriter(store *gitstore.Store, reg Registry, author gitstore.Signature, log *slog.Logger) *statusWriter {
+	return &statusWriter{store: store, reg: reg, author: author, log: log, window: 20 * time.Millisecond,
 		updates: make(chan *statusUpdate, 1024), own: map[plumbing.Hash]bool{}}
 }
 
@@ -124,7 +125,7 @@ func (w *statusWriter) commit(ctx context.Context, batch []*statusUpdate) error 
 			if d == nil || u.digest != "" && rec.Err() == nil && d.Spec.Digest() != u.digest {
 				continue // the spec changed meanwhile; it will be reconciled again
 			}
-			name := subjectName(v, d)
+			name := subjectPath(w.reg.Cluster(d.Spec.ClusterID), d)
 			if u.remove {
 				changes = append(changes, gitstore.Change{Path: p})
 				lines = append(lines, name+": deleted")
@@ -186,13 +187,4 @@ func describeStatus(s *schema.Status) string {
 		out += " (" + s.Reason + ")"
 	}
 	return out
-}
-
-// subjectName names a deployment as commit subjects do: cluster/name.
-func subjectName(v *gitstore.View, d *schema.Deployment) string {
-	c := d.Spec.ClusterID
-	if cl := v.Cluster(c); cl != nil {
-		c = cl.Name
-	}
-	return c + "/" + d.Spec.Name
 }

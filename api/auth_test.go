@@ -75,7 +75,7 @@ func TestAuthRefused(t *testing.T) {
 func TestAuthAccepted(t *testing.T) {
 	e := newEnv(t)
 	id := str(e.create(t, e.alice, dockerBody(e.prod, "web")), "id")
-	second, u, err := registry.AddKey(context.Background(), e.store, "Alice Example", "alice@example.com")
+	second, u, err := e.reg.AddKey(context.Background(), "Alice Example", "alice@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -385,11 +385,11 @@ func TestCreateEmptyCollections(t *testing.T) {
 func TestCreateClusterAccessEmailCase(t *testing.T) {
 	e := newEnv(t)
 	carol, user := addUser(t, e, "Carol@Example.com")
-	again, same, err := registry.AddKey(context.Background(), e.store, "Carol", "carol@example.com")
+	again, same, err := e.reg.AddKey(context.Background(), "Carol", "carol@example.com")
 	if err != nil || same.ID != user.ID {
 		t.Fatalf("the registry made a second user for carol@example.com: %v", err)
 	}
-	c, err := registry.AddCluster(context.Background(), e.store, registry.ClusterSpec{Name: "carols", Users: []string{"carol@example.com"}})
+	c, err := e.reg.AddCluster(context.Background(), registry.ClusterSpec{Name: "carols", Users: []string{"carol@example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}

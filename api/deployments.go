@@ -19,25 +19,42 @@ func author(u *schema.User) gitstore.Signature {
 
 // subject names a deployment in commit subjects: cluster name and
 // deployment name, as people say it.
-func subject(v *gitstore.View, clusterID, name, action string) string {
+func subject(c *schema.Cluster, clusterID, name, action string) string {
 	cluster := clusterID
-	if c := v.Cluster(clusterID); c != nil && c.Name != "" {
+	if c != nil && c.Name != "" {
 		cluster = c.Name
 	}
 	return fmt.Sprintf("deployment %s/%s: %s", cluster, name, action)
 }
 
 func trailers(r *http.Request, id string) []gitstore.Trailer {
-	return []gitstore.Trailer{{Key: "Deployment-Id", Value: id}, {Key: "Request-Id", Value: requestID(r.Context())}}
+	return []gitstore.Trailer{{Key: "Deployment-Id", Value: id}, requestTrailer(r)}
+}
+
+func requestTrailer(r *http.Request) gitstore.Trailer {
+	return gitstore.Trailer{Key: "Request-Id", Value: requestID(r.Context())}
 }
 
 // usableCluster returns the cluster if user may deploy to it.
-func usableCluster(v *gitstore.View, id string, user *schema.User) (*schema.Cluster, error) {
-	c := v.Cluster(id)
+func (s *Server) usableCluster(id string, user *schema.User) (*schema.Cluster, error) {
+	c := s.reg.Cluster(id)
 	if c == nil || !c.Allows(user.Email) {
 		return nil, errClusterNotFound
 	}
 	return c, nil
+}
+
+// denied says why the registry would not admit owner's deployment on the
+// cluster with this id (c, nil when it is not registered), nil when it
+// would.
+func denied(c *schema.Cluster, owner *schema.User, clusterID string) error {
+	switch {
+	case c == nil:
+		return fmt.Errorf("spec.cluster_id: cluster %s is not registered", clusterID)
+	case !c.Allows(owner.Email):
+		return fmt.Errorf("spec.cluster_id: user %s may not deploy to cluster %s any more; nothing is applied (an operator grants access)", owner.Email, c.Name)
+	}
+	return nil
 }
 
 // ownDeployment returns the user's deployment with this id; another user's
@@ -81,25 +98,24 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request, user *
 	if err != nil {
 		return err
 	}
-	var cluster *schema.Cluster
+	cluster, err := s.usableCluster(spec.ClusterID, user)
+	if err != nil {
+		return err
+	}
 	res, err := s.store.Apply(r.Context(), func(v *gitstore.View) (*gitstore.Commit, error) {
-		var err error
-		if cluster, err = usableCluster(v, spec.ClusterID, user); err != nil {
-			return nil, err
-		}
 		if v.DeploymentByName(spec.ClusterID, spec.Name) != nil {
 			return nil, nameTaken(spec.Name)
 		}
 		return &gitstore.Commit{
 			Author:  author(user),
-			Message: gitstore.Message(subject(v, spec.ClusterID, spec.Name, "create"), describeSpec(spec), trailers(r, d.Metadata.ID)...),
+			Message: gitstore.Message(subject(cluster, spec.ClusterID, spec.Name, "create"), describeSpec(spec), trailers(r, d.Metadata.ID)...),
 			Changes: []gitstore.Change{{Path: gitstore.DeploymentPath(spec.ClusterID, spec.Name), Content: content, Value: d}},
 		}, nil
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, deploymentResponse(res.Records[0], cluster))
+	writeJSON(w, http.StatusCreated, deploymentResponse(res.Records[0], cluster, user))
 	return nil
 }
 
@@ -139,17 +155,12 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request, user *sch
 	if err != nil {
 		return err
 	}
-	var out DeploymentResponse
-	s.store.Read(func(v *gitstore.View) {
-		var rec *gitstore.Record
-		if rec, err = ownDeployment(v, id, user); err == nil {
-			out = deploymentResponse(rec, v.Cluster(rec.ClusterID()))
-		}
-	})
+	var rec *gitstore.Record
+	s.store.Read(func(v *gitstore.View) { rec, err = ownDeployment(v, id, user) })
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, deploymentResponse(rec, s.reg.Cluster(rec.ClusterID()), user))
 	return nil
 }
 
@@ -162,16 +173,17 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request, user *s
 		return (q.clusterID == "" || rec.ClusterID() == q.clusterID) &&
 			(q.status == "" || rec.Phase() == q.status)
 	})
-	clusters := make([]*schema.Cluster, len(recs))
-	s.store.Read(func(v *gitstore.View) {
-		for i, rec := range recs {
-			clusters[i] = v.Cluster(rec.ClusterID())
-		}
-	})
 	// Deployments are unpacked outside the store's lock.
 	out := make([]DeploymentResponse, len(recs))
+	clusters := map[string]*schema.Cluster{}
 	for i, rec := range recs {
-		out[i] = deploymentResponse(rec, clusters[i])
+		id := rec.ClusterID()
+		c, ok := clusters[id]
+		if !ok {
+			c = s.reg.Cluster(id)
+			clusters[id] = c
+		}
+		out[i] = deploymentResponse(rec, c, user)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -206,7 +218,10 @@ func (s *Server) updateDeployment(w http.ResponseWriter, r *http.Request, user *
 			return nil, validation(errs)
 		}
 		canonical(&spec)
-		cluster = v.Cluster(spec.ClusterID)
+		cluster = s.reg.Cluster(spec.ClusterID)
+		if err := denied(cluster, user, spec.ClusterID); err != nil {
+			return nil, errorf(http.StatusForbidden, "You may not deploy to this deployment's cluster any more, so it cannot be changed; it can still be deleted")
+		}
 		changed := schema.Changed(old.Spec, spec)
 		if len(changed) == 0 {
 			return nil, nil
@@ -219,7 +234,7 @@ func (s *Server) updateDeployment(w http.ResponseWriter, r *http.Request, user *
 		}
 		return &gitstore.Commit{
 			Author:  author(user),
-			Message: gitstore.Message(subject(v, spec.ClusterID, spec.Name, "update "+strings.Join(changed, ", ")), describeChanges(old.Spec, spec, changed), trailers(r, d.Metadata.ID)...),
+			Message: gitstore.Message(subject(cluster, spec.ClusterID, spec.Name, "update "+strings.Join(changed, ", ")), describeChanges(old.Spec, spec, changed), trailers(r, d.Metadata.ID)...),
 			Changes: changes,
 		}, nil
 	})
@@ -230,7 +245,7 @@ func (s *Server) updateDeployment(w http.ResponseWriter, r *http.Request, user *
 	if !res.Changed {
 		return s.getDeployment(w, r, user)
 	}
-	writeJSON(w, http.StatusOK, deploymentResponse(lastRecord(rec), cluster))
+	writeJSON(w, http.StatusOK, deploymentResponse(lastRecord(rec), cluster, user))
 	return nil
 }
 
@@ -274,7 +289,7 @@ func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request, user *
 		if err != nil {
 			return nil, err
 		}
-		cluster, current = v.Cluster(rec.ClusterID()), rec
+		cluster, current = s.reg.Cluster(rec.ClusterID()), rec
 		d := rec.Deployment()
 		if d.Metadata.DeletionRequestedAt != nil {
 			return nil, nil // already requested
@@ -286,7 +301,7 @@ func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request, user *
 		}
 		return &gitstore.Commit{
 			Author:  author(user),
-			Message: gitstore.Message(subject(v, d.Spec.ClusterID, d.Spec.Name, "delete"), "The agent removes its objects from the cluster, then this file.", trailers(r, d.Metadata.ID)...),
+			Message: gitstore.Message(subject(cluster, d.Spec.ClusterID, d.Spec.Name, "delete"), "The agent removes its objects from the cluster, then this file.", trailers(r, d.Metadata.ID)...),
 			Changes: []gitstore.Change{{Path: rec.Path, Content: content, Value: d}},
 		}, nil
 	})
@@ -296,7 +311,7 @@ func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request, user *
 	if res.Changed {
 		current = res.Records[0]
 	}
-	writeJSON(w, http.StatusAccepted, deploymentResponse(current, cluster))
+	writeJSON(w, http.StatusAccepted, deploymentResponse(current, cluster, user))
 	return nil
 }
 

@@ -91,6 +91,7 @@ type account struct {
 type env struct {
 	dir    string
 	store  *gitstore.Store
+	reg    *registry.Registry
 	srv    *httptest.Server
 	client *http.Client
 	clock  *clock
@@ -155,24 +156,27 @@ func newEnvWith(t *testing.T, storeNow func() time.Time) *env {
 	e.open(t)
 	ctx := context.Background()
 	var err error
-	if e.alice.key, e.alice.user, err = registry.AddKey(ctx, e.store, "Alice Example", "alice@example.com"); err != nil {
+	if e.alice.key, e.alice.user, err = e.reg.AddKey(ctx, "Alice Example", "alice@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	if e.bob.key, e.bob.user, err = registry.AddKey(ctx, e.store, "Bob Builder", "bob@example.com"); err != nil {
+	if e.bob.key, e.bob.user, err = e.reg.AddKey(ctx, "Bob Builder", "bob@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	if e.prod, err = registry.AddCluster(ctx, e.store, registry.ClusterSpec{Name: "prod", Provider: "hetzner", Region: "fsn1", Domain: "apps.example.com"}); err != nil {
+	if e.prod, err = e.reg.AddCluster(ctx, registry.ClusterSpec{Name: "prod", Provider: "hetzner", Region: "fsn1", Domain: "apps.example.com"}); err != nil {
 		t.Fatal(err)
 	}
-	if e.staging, err = registry.AddCluster(ctx, e.store, registry.ClusterSpec{Name: "staging"}); err != nil {
+	if e.staging, err = e.reg.AddCluster(ctx, registry.ClusterSpec{Name: "staging"}); err != nil {
 		t.Fatal(err)
 	}
-	if e.private, err = registry.AddCluster(ctx, e.store, registry.ClusterSpec{Name: "private", Users: []string{"bob@example.com"}}); err != nil {
+	if e.private, err = e.reg.AddCluster(ctx, registry.ClusterSpec{Name: "private", Users: []string{"bob@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
 	e.setupCommits = e.commitCount(t)
-	if e.setupCommits != 5 {
-		t.Fatalf("setup made %d commits, want 5 (2 users, 3 clusters)", e.setupCommits)
+	if e.setupCommits != 0 {
+		t.Fatalf("setup made %d commits in the deployments repository, want none (users and clusters are the registry's)", e.setupCommits)
+	}
+	if n := strings.Count(e.gitIn(t, e.reg.Dir(), "log", "--format=%s", "main"), "\n"); n != 5 {
+		t.Fatalf("setup made %d commits in the registry, want 5 (2 users, 3 clusters)", n)
 	}
 	return e
 }
@@ -180,18 +184,25 @@ func newEnvWith(t *testing.T, storeNow func() time.Time) *env {
 // open starts a store and a server on e.dir.
 func (e *env) open(t *testing.T) {
 	t.Helper()
-	store, err := gitstore.Open(e.dir, gitstore.Options{Now: e.storeNow, Logger: e.errors.logger()})
+	store, err := gitstore.Open(e.dir, gitstore.Options{Now: e.storeNow, Logger: e.errors.logger(), Holds: gitstore.HoldsDeployments})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.store = store
-	e.srv = httptest.NewServer(api.New(store, api.Options{Now: e.clock.Now, Logger: e.errors.logger()}))
+	reg, err := registry.Open(registry.DefaultDir(e.dir), gitstore.Options{Logger: e.errors.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store, e.reg = store, reg
+	e.srv = httptest.NewServer(api.New(store, reg, api.Options{Now: e.clock.Now, Logger: e.errors.logger()}))
 	e.client = e.srv.Client()
 	srv := e.srv
 	t.Cleanup(func() {
 		srv.Close()
 		if err := store.Close(); err != nil {
 			t.Errorf("close store: %v", err)
+		}
+		if err := reg.Close(); err != nil {
+			t.Errorf("close registry: %v", err)
 		}
 	})
 }
@@ -202,6 +213,9 @@ func (e *env) reopen(t *testing.T) {
 	t.Helper()
 	e.srv.Close()
 	if err := e.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reg.Close(); err != nil {
 		t.Fatal(err)
 	}
 	e.open(t)
@@ -218,8 +232,20 @@ func (e *env) git(t *testing.T, args ...string) string {
 	return out
 }
 
-func (e *env) gitErr(args ...string) (string, error) {
-	cmd := exec.Command("git", append([]string{"-C", e.dir}, args...)...)
+// gitIn is git in another repository (the registry).
+func (e *env) gitIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := gitDir(dir, args...)
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (e *env) gitErr(args ...string) (string, error) { return gitDir(e.dir, args...) }
+
+func gitDir(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "LC_ALL=C")
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
@@ -241,6 +267,9 @@ func (e *env) fsck(t *testing.T) {
 
 func (e *env) commitCount(t *testing.T) int {
 	t.Helper()
+	if _, err := e.gitErr("rev-parse", "--verify", "-q", "main"); err != nil {
+		return 0 // no commit yet
+	}
 	n, err := strconv.Atoi(strings.TrimSpace(e.git(t, "rev-list", "--count", "main")))
 	if err != nil {
 		t.Fatal(err)
@@ -453,7 +482,9 @@ func (r *response) expect(t *testing.T, want int) *response {
 	if r.status != want {
 		t.Fatalf("status %d, want %d: %s", r.status, want, r.body)
 	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+	if ct := r.header.Get("Content-Type"); want == http.StatusNoContent && (ct != "" || len(r.body) != 0) {
+		t.Errorf("204 with Content-Type %q and a body of %d bytes", ct, len(r.body))
+	} else if want != http.StatusNoContent && ct != "application/json" {
 		t.Errorf("Content-Type %q, want application/json", ct)
 	}
 	return r
@@ -655,7 +686,7 @@ func fmtLoc(l []any) string { return fmt.Sprintf("%v", l) }
 // addUser registers a new user with a key (one commit).
 func addUser(t *testing.T, e *env, email string) (account, *schema.User) {
 	t.Helper()
-	key, u, err := registry.AddKey(context.Background(), e.store, "User "+email, email)
+	key, u, err := e.reg.AddKey(context.Background(), "User "+email, email)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -689,6 +720,13 @@ func jsonDecoder(r io.Reader, sb *strings.Builder) *json.Decoder {
 // alone, and returns the new commit.
 func (e *env) commitExternally(t *testing.T, path string, content []byte, message string) string {
 	t.Helper()
+	return e.commitFilesExternally(t, map[string][]byte{path: content}, message)
+}
+
+// commitFilesExternally is commitExternally of several files; a nil
+// content removes the file.
+func (e *env) commitFilesExternally(t *testing.T, files map[string][]byte, message string) string {
+	t.Helper()
 	index := t.TempDir() + "/index"
 	run := func(stdin []byte, args ...string) string {
 		t.Helper()
@@ -701,12 +739,38 @@ func (e *env) commitExternally(t *testing.T, path string, content []byte, messag
 		}
 		return strings.TrimSpace(string(out))
 	}
-	parent := run(nil, "rev-parse", "main")
-	blob := run(content, "hash-object", "-w", "--stdin")
-	run(nil, "read-tree", "main")
-	run(nil, "update-index", "--add", "--cacheinfo", "100644,"+blob+","+path)
+	parent, _ := e.gitErr("rev-parse", "-q", "--verify", "main")
+	parent = strings.TrimSpace(parent)
+	if parent != "" {
+		run(nil, "read-tree", "main")
+	}
+	for path, content := range files {
+		if content == nil {
+			run([]byte("0 "+strings.Repeat("0", 40)+"\t"+path+"\n"), "update-index", "--index-info")
+			continue
+		}
+		blob := run(content, "hash-object", "-w", "--stdin")
+		run(nil, "update-index", "--add", "--cacheinfo", "100644,"+blob+","+path)
+	}
 	tree := run(nil, "write-tree")
-	sha := run([]byte(message), "commit-tree", tree, "-p", parent)
+	args := []string{"commit-tree", tree}
+	if parent != "" {
+		args = append(args, "-p", parent)
+	}
+	sha := run([]byte(message), args...)
 	run(nil, "update-ref", "refs/heads/main", sha, parent)
 	return sha
+}
+
+// waitHead waits until the store has taken in commit sha (a push it
+// learns of from the ref's change).
+func (e *env) waitHead(t *testing.T, sha string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.store.Head().String() != sha {
+		if time.Now().After(deadline) {
+			t.Fatalf("the store did not take in %s within 10 s (head %s)", sha, e.store.Head())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -24,6 +24,8 @@ var OpenAPI = sync.OnceValue(func() []byte {
 	schemas["EnvironmentVariableResponse"] = typeSchema(reflect.TypeFor[EnvVarResponse]())
 	schemas["VolumeResponse"] = typeSchema(reflect.TypeFor[VolumeResponse]())
 	schemas["HistoryEntry"] = typeSchema(reflect.TypeFor[HistoryResponse]())
+	schemas["KeyResponse"] = typeSchema(reflect.TypeFor[KeyResponse]())
+	schemas["NewKeyResponse"] = typeSchema(reflect.TypeFor[NewKeyResponse]())
 	schemas["ValidationError"] = map[string]any{
 		"type": "object", "required": []string{"loc", "msg", "type"},
 		"properties": map[string]any{
@@ -40,6 +42,7 @@ var OpenAPI = sync.OnceValue(func() []byte {
 		"properties": map[string]any{"detail": map[string]any{"type": "string"}}}
 
 	idParam := map[string]any{"name": "id", "in": "path", "required": true, "schema": map[string]any{"type": "string", "format": "uuid"}}
+	keyParam := map[string]any{"name": "id", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}
 	doc := map[string]any{
 		"openapi":           "3.1.0",
 		"jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -72,6 +75,13 @@ var OpenAPI = sync.OnceValue(func() []byte {
 							"type": "object", "required": []string{"status", "head"},
 							"properties": map[string]any{"status": map[string]any{"const": "ok"}, "head": map[string]any{"type": "string"}}}}}}}},
 			},
+			"/keys": map[string]any{
+				"post": op("Create Key", "KeyCreate", "201", ref("NewKeyResponse"), nil, "413", "415"),
+				"get":  op("List Keys", "", "200", map[string]any{"type": "array", "items": ref("KeyResponse")}, nil),
+			},
+			"/keys/{id}": map[string]any{
+				"delete": op("Delete Key", "", "204", nil, []any{keyParam}, "404"),
+			},
 			"/deployments/{id}/history": map[string]any{
 				"get": op("Deployment History", "", "200", map[string]any{"type": "array", "items": ref("HistoryEntry")}, []any{idParam}, "404"),
 			},
@@ -100,8 +110,12 @@ func op(summary, body, code string, result map[string]any, params []any, errCode
 	jsonOf := func(s map[string]any) map[string]any {
 		return map[string]any{"application/json": map[string]any{"schema": s}}
 	}
+	success := map[string]any{"description": "Successful Response"}
+	if result != nil {
+		success["content"] = jsonOf(result)
+	}
 	responses := map[string]any{
-		code:  map[string]any{"description": "Successful Response", "content": jsonOf(result)},
+		code:  success,
 		"401": map[string]any{"description": "Missing or unknown API key", "content": jsonOf(ref("HTTPError"))},
 		"422": map[string]any{"description": "Validation Error", "content": jsonOf(ref("HTTPValidationError"))},
 	}

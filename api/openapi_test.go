@@ -114,6 +114,13 @@ func TestOpenAPIPaths(t *testing.T) {
 		"/healthz": {
 			"get": {"200"},
 		},
+		"/keys": {
+			"post": {"201", "401", "413", "415", "422"},
+			"get":  {"200", "401"},
+		},
+		"/keys/{id}": {
+			"delete": {"204", "401", "404"},
+		},
 	}
 	paths, _ := doc["paths"].(map[string]any)
 	if got := sortedKeys(paths); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {

@@ -81,8 +81,8 @@ func strPtr(s string) *string {
 	return &s
 }
 
-// deploymentResponse renders a record; cluster may be nil.
-func deploymentResponse(rec *gitstore.Record, cluster *schema.Cluster) DeploymentResponse {
+// deploymentResponse renders a record of owner's; cluster may be nil.
+func deploymentResponse(rec *gitstore.Record, cluster *schema.Cluster, owner *schema.User) DeploymentResponse {
 	d := rec.Deployment()
 	s := d.Spec
 	dt := string(s.DeploymentType)
@@ -104,6 +104,11 @@ func deploymentResponse(rec *gitstore.Record, cluster *schema.Cluster) Deploymen
 		// The file in Git is invalid now (an engineer's push): the spec shown
 		// is the last valid one, the error is the file's.
 		out.ErrorMessage = strPtr(rec.Err().Error())
+	}
+	if err := denied(cluster, owner, s.ClusterID); err != nil && out.Status != schema.PhaseDeleting {
+		// The agent applies nothing the registry does not admit, and says
+		// so in the file; the response says it at once.
+		out.Status, out.ErrorMessage = schema.PhaseError, strPtr(err.Error())
 	}
 	if cluster != nil {
 		out.Provider, out.Region = strPtr(cluster.Provider), strPtr(cluster.Region)

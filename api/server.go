@@ -27,29 +27,45 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Registry is what the API needs of the operator's registry (package
+// registry): who holds a key, the clusters, and the caller's own keys.
+type Registry interface {
+	UserByKey(sha string) *schema.User
+	Cluster(id string) *schema.Cluster
+	KeyUsed(sha string, now time.Time) error
+	LastUsed(sha string) *time.Time
+	CreateKey(ctx context.Context, userID, name string, expires *time.Time, author gitstore.Signature, trailers ...gitstore.Trailer) (string, schema.APIKey, error)
+	DeleteKey(ctx context.Context, userID, keyID string, author gitstore.Signature, trailers ...gitstore.Trailer) error
+}
+
 // Server is the deployments API.
 type Server struct {
 	store *gitstore.Store
+	reg   Registry
 	log   *slog.Logger
 	now   func() time.Time
 	mux   *http.ServeMux
 }
 
-// New returns the API over store.
-func New(store *gitstore.Store, opts Options) *Server {
+// New returns the API over the deployments repository store, with users
+// and clusters from reg.
+func New(store *gitstore.Store, reg Registry, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{store: store, log: opts.Logger, now: opts.Now, mux: http.NewServeMux()}
+	s := &Server{store: store, reg: reg, log: opts.Logger, now: opts.Now, mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST /deployments", s.authed(s.createDeployment))
 	s.mux.HandleFunc("GET /deployments", s.authed(s.listDeployments))
 	s.mux.HandleFunc("GET /deployments/{id}", s.authed(s.getDeployment))
 	s.mux.HandleFunc("PATCH /deployments/{id}", s.authed(s.updateDeployment))
 	s.mux.HandleFunc("DELETE /deployments/{id}", s.authed(s.deleteDeployment))
 	s.mux.HandleFunc("GET /deployments/{id}/history", s.authed(s.deploymentHistory))
+	s.mux.HandleFunc("POST /keys", s.authed(s.createKey))
+	s.mux.HandleFunc("GET /keys", s.authed(s.listKeys))
+	s.mux.HandleFunc("DELETE /keys/{id}", s.authed(s.deleteKey))
 	s.mux.HandleFunc("GET /openapi.json", s.openAPI)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "head": s.store.Head().String()})
@@ -145,7 +161,7 @@ type handler func(w http.ResponseWriter, r *http.Request, user *schema.User) err
 
 func (s *Server) authed(h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		user, err := authenticate(s.store, r)
+		user, err := s.authenticate(r)
 		if err == nil {
 			err = h(w, r, user)
 		}

@@ -36,6 +36,7 @@ type env struct {
 	t       *testing.T
 	dir     string // the bare repository
 	store   *gitstore.Store
+	reg     *registry.Registry
 	api     *httptest.Server
 	key     string
 	cluster *schema.Cluster
@@ -55,36 +56,37 @@ func newEnv(t *testing.T) *env {
 	dir := t.TempDir()
 	logs := &logRecorder{t: t}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	store, err := gitstore.Open(dir+"/repo", gitstore.Options{Logger: log})
+	ctx := context.Background()
+	repos, err := registry.OpenRepos(ctx, dir+"/repo", "", log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	key, _, err := registry.AddKey(ctx, store, "Ada Lovelace", "ada@example.com")
+	store, reg := repos.Deployments, repos.Registry
+	key, _, err := reg.AddKey(ctx, "Ada Lovelace", "ada@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Each test gets its own cluster record (same real cluster), so
 	// deployment names never clash between tests.
-	cl, err := registry.AddCluster(ctx, store, registry.ClusterSpec{Name: "local", Kubeconfig: clustertest.Kubeconfig(t), Domain: "apps.test", Provider: "local"})
+	cl, err := reg.AddCluster(ctx, registry.ClusterSpec{Name: "local", Kubeconfig: clustertest.Kubeconfig(t), Domain: "apps.test", Provider: "local"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The API logs only problems: one line per request would drown the
 	// agent's lines in the polling.
 	apiLog := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := httptest.NewServer(api.New(store, api.Options{Logger: apiLog}))
+	srv := httptest.NewServer(api.New(store, reg, api.Options{Logger: apiLog}))
 	kube, err := kubernetes.NewForConfig(clustertest.RESTConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir + "/repo", store: store, api: srv, key: key, cluster: cl, kube: kube,
+	e := &env{t: t, dir: dir + "/repo", store: store, reg: reg, api: srv, key: key, cluster: cl, kube: kube,
 		log: log, logs: logs, charts: dir + "/charts"}
 	e.startAgent()
 	e.stop = func() {
 		srv.Close()
 		e.stopTheAgent()
-		store.Close()
+		repos.Close()
 	}
 	t.Cleanup(e.stop)
 	return e
@@ -99,7 +101,7 @@ func (e *env) startAgent() *agent.Agent {
 	}
 	log := e.log
 	a, err := agent.New(agent.Options{
-		Store: e.store, Renderer: renderer, Logger: log, HealthTimeout: 45 * time.Second, DriftInterval: time.Second,
+		Store: e.store, Registry: e.reg, Renderer: renderer, Logger: log, HealthTimeout: 45 * time.Second, DriftInterval: time.Second,
 		Connect: func(c *schema.Cluster) (agent.Conn, error) { return cluster.Connect(c, cluster.Options{Logger: log}) },
 	})
 	if err != nil {

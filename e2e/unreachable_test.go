@@ -50,7 +50,7 @@ func TestUnreachableCluster(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	spec := registry.ClusterSpec{Name: "faraway", Kubeconfig: closedPortKubeconfig(t), Domain: "far.test", Provider: "local"}
-	far, err := registry.AddCluster(ctx, e.store, spec)
+	far, err := e.reg.AddCluster(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestUnreachableCluster(t *testing.T) {
 
 	// Fix the record: the same real cluster as "local".
 	spec.Kubeconfig = clustertest.Kubeconfig(t)
-	if _, err := registry.EnsureCluster(ctx, e.store, spec); err != nil {
+	if _, err := e.reg.EnsureCluster(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
 	d = e.waitFor(farID, 90*time.Second, "running once the cluster is fixed", func(d map[string]any) bool {

@@ -387,6 +387,10 @@ func (s *Store) build(reqs []*request, head, root plumbing.Hash, prev *View) (*b
 			r.res.res = &Result{Commit: parent}
 			continue
 		}
+		if err := s.checkKinds(c.Changes); err != nil {
+			r.res.err = err
+			continue
+		}
 		changes := make(map[string]plumbing.Hash, len(c.Changes))
 		records := make([]*Record, len(c.Changes))
 		mark := len(objs.objs)
@@ -440,6 +444,18 @@ func (s *Store) build(reqs []*request, head, root plumbing.Hash, prev *View) (*b
 	}
 	b.pack, b.hints = p, objs.hints
 	return b, nil
+}
+
+// checkKinds refuses a write of a record this repository does not keep
+// (a user written to the deployments repository, say). Removing such a
+// file is allowed: it cleans up what the store ignores anyway.
+func (s *Store) checkKinds(changes []Change) error {
+	for _, ch := range changes {
+		if ch.Content != nil && fileKind(ch.Path) != "" && s.kindOf(ch.Path) == "" {
+			return fmt.Errorf("%s is not kept in this repository", ch.Path)
+		}
+	}
+	return nil
 }
 
 // publish makes a durable batch visible: index, head, history, watchers.
@@ -611,7 +627,7 @@ func (s *Store) changedView(from, to plumbing.Hash) (*View, int, error) {
 	}
 	view := newView(s.idx)
 	for _, ch := range changes {
-		if fileKind(ch.Path) == "" {
+		if s.kindOf(ch.Path) == "" {
 			continue
 		}
 		if ch.To.IsZero() {
@@ -677,7 +693,7 @@ func (s *Store) touchedDeployments(c *commitInfo, known map[plumbing.Hash]string
 	}
 	var ids []string
 	for _, ch := range changes {
-		if fileKind(ch.Path) != "deployment" {
+		if s.kindOf(ch.Path) != "deployment" {
 			continue
 		}
 		blob := ch.To

@@ -1,6 +1,7 @@
 package gitstore
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"unique"
@@ -281,9 +282,16 @@ func (v *View) UserByEmail(email string) *schema.User {
 // set records a change made by a write of the batch. A deployment file
 // that became invalid keeps the last valid deployment it held, with its
 // error, so the API still shows the deployment (in status `error`) and the
-// agent can report the problem in the file.
+// agent can report the problem in the file. A version that changes the
+// deployment's owner is invalid (see ownerChanged).
 func (v *View) set(p string, r *Record) {
 	old := v.Record(p)
+	if r != nil && r.Err() == nil {
+		if err := v.ownerChanged(old, r); err != nil {
+			r.setPacked("")
+			r.setErr(err)
+		}
+	}
 	if r != nil && r.Err() != nil && !r.HasDeployment() && old != nil && old.HasDeployment() {
 		r.setPacked(old.packed())
 		r.setPhase(schema.PhaseError)
@@ -297,6 +305,29 @@ func (v *View) set(p string, r *Record) {
 	if r != nil && r.HasDeployment() {
 		v.ids[r.DeploymentID()] = p
 	}
+}
+
+// ownerChanged reports a new version r of a deployment whose
+// metadata.user_id differs from the version before it: the one at the
+// same path, or, for a file moved in the same change, the one the index
+// holds under its id. A deployment's owner is fixed at creation; only a
+// new deployment (a new id) may name another user. Comparing by id keeps
+// this true across any gap: whatever happened between two versions of
+// one deployment, they must name one owner.
+func (v *View) ownerChanged(old, r *Record) error {
+	if !r.HasDeployment() {
+		return nil
+	}
+	id := r.DeploymentID()
+	prev := old
+	if prev == nil || prev.DeploymentID() != id {
+		prev = v.base.files[v.base.deployments[id]]
+	}
+	if prev == nil || prev.DeploymentID() != id || prev.OwnerID() == r.OwnerID() {
+		return nil
+	}
+	return fmt.Errorf("metadata.user_id: deployment %s belongs to user %s; a deployment's owner never changes "+
+		"(create a new deployment for another user instead)", id, prev.OwnerID())
 }
 
 // commitTo applies the batch's own changes to the index (the batch before

@@ -220,6 +220,41 @@ func fileKind(p string) string {
 	return ""
 }
 
+// Holds selects the kinds of record a store keeps (Options.Holds).
+type Holds uint8
+
+const (
+	// HoldsAll keeps deployments, users and clusters in one repository.
+	HoldsAll Holds = iota
+	// HoldsDeployments keeps deployment files only: the repository that
+	// engineers change through pull requests.
+	HoldsDeployments
+	// HoldsRegistry keeps users (with their key hashes) and clusters only:
+	// the operator's repository, written by the API and operator commands.
+	HoldsRegistry
+)
+
+// keeps reports whether a file of kind k (fileKind) is a record here.
+func (h Holds) keeps(k string) bool {
+	switch {
+	case k == "":
+		return false
+	case h == HoldsDeployments:
+		return k == "deployment"
+	case h == HoldsRegistry:
+		return k == "user" || k == "cluster"
+	}
+	return true
+}
+
+// kindOf is fileKind(p) when the store keeps that kind, else "".
+func (s *Store) kindOf(p string) string {
+	if k := fileKind(p); s.opts.Holds.keeps(k) {
+		return k
+	}
+	return ""
+}
+
 // parseRecord reads a file of the repository into a Record. value, when not
 // nil, is the already-parsed content (the committer knows what it wrote).
 func parseRecord(p string, blob plumbing.Hash, content []byte, value any) *Record {

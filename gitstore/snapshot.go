@@ -29,12 +29,12 @@ import (
 // naming a commit that cannot be read (a force push and gc), the start
 // parses every file, as it does on a repository's first start.
 //
-// Format: the line "mengi-index 2\n"; the digest of the packed layout
-// (packLayout, 20 bytes); the commit (20 bytes); the number of records
-// (uvarint); for each, its encoding (uvarint length, bytes): the path
-// (uvarint length, bytes), the blob (20 bytes), a kind byte and the value:
-// a packed deployment, or the JSON of a cluster or user; the SHA-1 of
-// everything before (20 bytes). Files that were not valid are saved with
+// Format: the line "mengi-index 2\n"; the digest of the packed layout and
+// of the kinds of record kept (snapshotLayout, 20 bytes); the commit (20
+// bytes); the number of records (uvarint); for each, its encoding
+// (uvarint length, bytes): the path (uvarint length, bytes), the blob (20
+// bytes), a kind byte and the value: a packed deployment, or the JSON of a
+// cluster or user; the SHA-1 of everything before (20 bytes). Files that were not valid are saved with
 // kind snapNone and parsed again at load, so a loaded index is the one
 // parsing every file would give.
 
@@ -81,11 +81,10 @@ func encodeSnapshotRecord(b []byte, r *Record) ([]byte, error) {
 }
 
 // writeSnapshot saves records as the index of commit head.
-func writeSnapshot(gitDir string, head plumbing.Hash, records []*Record) error {
+func writeSnapshot(gitDir string, layout [sha1.Size]byte, head plumbing.Hash, records []*Record) error {
 	return writeCacheFile(filepath.Join(gitDir, snapshotFileName), tmpSnapshotPrefix, func(w *bufio.Writer) error {
 		var buf [binary.MaxVarintLen64]byte
 		w.WriteString(snapshotMagic)
-		layout := packLayout()
 		w.Write(layout[:])
 		w.Write(head[:])
 		w.Write(buf[:binary.PutUvarint(buf[:], uint64(len(records)))])
@@ -114,7 +113,7 @@ var errSnapshotOutdated = fmt.Errorf("%w: written by another version", errSnapsh
 // every record's encoding, and checks the checksum at the end: the
 // records only count when it returns nil. errors.Is(err, os.ErrNotExist)
 // when there is no snapshot.
-func readSnapshot(gitDir string, useHead func(plumbing.Hash) error, each func([]byte)) error {
+func readSnapshot(gitDir string, layoutWant [sha1.Size]byte, useHead func(plumbing.Hash) error, each func([]byte)) error {
 	f, err := os.Open(filepath.Join(gitDir, snapshotFileName))
 	if err != nil {
 		return err
@@ -139,8 +138,8 @@ func readSnapshot(gitDir string, useHead func(plumbing.Hash) error, each func([]
 		return fmt.Errorf("%w: unknown format", errSnapshot)
 	}
 	var layout [sha1.Size]byte
-	if _, err := io.ReadFull(r, layout[:]); err != nil || layout != packLayout() {
-		return fmt.Errorf("%w (another deployment schema)", errSnapshotOutdated)
+	if _, err := io.ReadFull(r, layout[:]); err != nil || layout != layoutWant {
+		return fmt.Errorf("%w (another deployment schema or record selection)", errSnapshotOutdated)
 	}
 	if _, err := io.ReadFull(r, head[:]); err != nil {
 		return fmt.Errorf("%w: %v", errSnapshot, err)
@@ -171,6 +170,18 @@ func readSnapshot(gitDir string, useHead func(plumbing.Hash) error, each func([]
 		return fmt.Errorf("%w: checksum mismatch", errSnapshot)
 	}
 	return nil
+}
+
+// snapshotLayout identifies what a snapshot's records are: the packed
+// deployment layout, and which kinds of record the store keeps (a
+// snapshot of every kind must not fill a store that keeps deployments
+// only, nor the other way round).
+func (s *Store) snapshotLayout() [sha1.Size]byte {
+	layout := packLayout()
+	if s.opts.Holds == HoldsAll {
+		return layout
+	}
+	return sha1.Sum(append(layout[:], byte(s.opts.Holds)))
 }
 
 // loadSnapshot fills the index from the snapshot, if there is one
@@ -204,7 +215,7 @@ func (s *Store) loadSnapshot() (commit, tree plumbing.Hash, ok bool) {
 // are read and parsed again.
 func (s *Store) fillFromSnapshot(useHead func(plumbing.Hash) error) error {
 	return fillIndex(s.idx, func(jobs chan<- []byte) error {
-		return readSnapshot(s.dir, useHead, func(b []byte) { jobs <- b })
+		return readSnapshot(s.dir, s.snapshotLayout(), useHead, func(b []byte) { jobs <- b })
 	}, s.snapshotRecord)
 }
 
@@ -266,12 +277,12 @@ func (s *Store) snapshotRecord(b []byte) (*Record, error) {
 	copy(blob[:], b[u.off:])
 	u.off += len(blob)
 	kind, value := b[u.off], b[u.off+1:]
-	if u.err != nil || fileKind(p) == "" || blob.IsZero() {
+	if u.err != nil || s.kindOf(p) == "" || blob.IsZero() {
 		return nil, fmt.Errorf("%w: record %q", errSnapshot, p)
 	}
 	switch kind {
 	case snapDeployment:
-		if fileKind(p) != "deployment" {
+		if s.kindOf(p) != "deployment" {
 			return nil, fmt.Errorf("%w: record %q", errSnapshot, p)
 		}
 		// The record's data is the snapshot entry's end: blob, kind and
@@ -322,7 +333,7 @@ func (s *Store) saveSnapshot() {
 	if head.IsZero() || head == s.snapshotHead {
 		return
 	}
-	if err := writeSnapshot(s.dir, head, records); err != nil {
+	if err := writeSnapshot(s.dir, s.snapshotLayout(), head, records); err != nil {
 		s.log.Warn("saving the index snapshot failed; the next start parses every file", "err", err)
 		return
 	}

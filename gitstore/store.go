@@ -20,6 +20,13 @@ import (
 type Options struct {
 	// Branch is the branch records live on; default "main".
 	Branch string
+	// Holds says which records the repository keeps: every kind (the
+	// default), only deployments (the repository engineers change), or
+	// only users and clusters (the operator's registry). Files of the other
+	// kinds are ignored as a README would be, and writing one is an error,
+	// so a file pushed to the deployments repository can never act as a
+	// user, an API key or a cluster.
+	Holds Holds
 	// Committer signs every commit; default "Mengi GitOps <gitops@mengi.local>".
 	Committer Signature
 	// MaxBatch bounds how many queued writes share one durability barrier;
@@ -291,7 +298,7 @@ func (s *Store) loadIndex(head plumbing.Hash) error {
 	}
 	return fillIndex(s.idx, func(files chan<- file) error {
 		return walkFiles(s.trees, "", c.tree, func(p string, blob plumbing.Hash) error {
-			if fileKind(p) == "" {
+			if s.kindOf(p) == "" {
 				return nil
 			}
 			data, err := s.objs.read(plumbing.BlobObject, blob)
@@ -465,4 +472,48 @@ func (s *Store) SetRef(name string, old, new plumbing.Hash) error {
 		return err
 	}
 	return v.swap(old)
+}
+
+// File is a file of the repository with its content.
+type File struct {
+	Path    string
+	Content []byte
+}
+
+// Unkept returns the record files at the head that this store does not
+// keep (Options.Holds): in a deployments repository, the users and
+// clusters an earlier version kept there. Only users/ and the top of
+// clusters/ are read, however many deployments there are.
+func (s *Store) Unkept() ([]File, error) {
+	s.mu.RLock()
+	root := s.headTree
+	s.mu.RUnlock()
+	t, err := optTree(s.trees, root)
+	if err != nil {
+		return nil, err
+	}
+	var out []File
+	for _, dir := range []string{usersDir, clustersDir} {
+		i, ok := t.find(dir, true)
+		if !ok {
+			continue
+		}
+		sub, err := s.trees.tree(t.entry(i).hash)
+		if err != nil {
+			return nil, err
+		}
+		for j := range sub.len() {
+			e := sub.entry(j)
+			p := dir + "/" + e.name
+			if e.isTree() || fileKind(p) == "" || s.kindOf(p) != "" {
+				continue
+			}
+			data, err := s.objs.read(plumbing.BlobObject, e.hash)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", p, err)
+			}
+			out = append(out, File{Path: p, Content: data})
+		}
+	}
+	return out, nil
 }

@@ -48,7 +48,7 @@ func (c ClusterSpec) Check() error {
 }
 
 // AddCluster registers a cluster; its name must be new.
-func AddCluster(ctx context.Context, store *gitstore.Store, spec ClusterSpec) (*schema.Cluster, error) {
+func (r *Registry) AddCluster(ctx context.Context, spec ClusterSpec) (*schema.Cluster, error) {
 	if err := spec.Check(); err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func AddCluster(ctx context.Context, store *gitstore.Store, spec ClusterSpec) (*
 		Kubeconfig: spec.Kubeconfig, Context: spec.Context, Provider: spec.Provider, Region: spec.Region,
 		Domain: spec.Domain, Users: spec.Users, CreatedAt: time.Now().UTC().Truncate(time.Second),
 	}
-	_, err = store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
+	_, err = r.store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
 		if v.ClusterByName(spec.Name) != nil {
 			return nil, fmt.Errorf("a cluster named %q is already registered", spec.Name)
 		}
@@ -81,20 +81,13 @@ func AddCluster(ctx context.Context, store *gitstore.Store, spec ClusterSpec) (*
 	return c, nil
 }
 
-// ClusterByName returns the registered cluster with this name, or nil.
-func ClusterByName(store *gitstore.Store, name string) *schema.Cluster {
-	var c *schema.Cluster
-	store.Read(func(v *gitstore.View) { c = v.ClusterByName(name) })
-	return c
-}
-
 // EnsureCluster registers the cluster, or updates the registered cluster of
 // that name when its connection or description differ; it returns the
 // cluster as recorded.
-func EnsureCluster(ctx context.Context, store *gitstore.Store, spec ClusterSpec) (*schema.Cluster, error) {
-	existing := ClusterByName(store, spec.Name)
+func (r *Registry) EnsureCluster(ctx context.Context, spec ClusterSpec) (*schema.Cluster, error) {
+	existing := r.ClusterByName(spec.Name)
 	if existing == nil {
-		return AddCluster(ctx, store, spec)
+		return r.AddCluster(ctx, spec)
 	}
 	if err := spec.Check(); err != nil {
 		return nil, err
@@ -107,7 +100,7 @@ func EnsureCluster(ctx context.Context, store *gitstore.Store, spec ClusterSpec)
 		return existing, nil
 	}
 	next.Status = nil // a new connection: the agent checks it again
-	_, err := store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
+	_, err := r.store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
 		content, err := schema.EncodeRecord(&next)
 		if err != nil {
 			return nil, err

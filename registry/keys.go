@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,7 +49,7 @@ var Operator = gitstore.Signature{Name: "Mengi operator", Email: "operator@mengi
 
 // AddKey gives the user with this email a new API key, creating the user
 // when there is none, and returns the key (to be shown once) and the user.
-func AddKey(ctx context.Context, store *gitstore.Store, name, email string) (string, *schema.User, error) {
+func (r *Registry) AddKey(ctx context.Context, name, email string) (string, *schema.User, error) {
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email {
 		return "", nil, fmt.Errorf("--email %q is not a valid email address", email)
@@ -55,13 +57,13 @@ func AddKey(ctx context.Context, store *gitstore.Store, name, email string) (str
 	if strings.TrimSpace(name) == "" {
 		return "", nil, fmt.Errorf("--name must not be empty")
 	}
-	key, err := NewKey()
+	key, stored, err := newStoredKey("mengi keys add", nil)
 	if err != nil {
 		return "", nil, err
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	now := stored.CreatedAt
 	var user schema.User
-	_, err = store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
+	_, err = r.store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
 		action := "add key"
 		if u := v.UserByEmail(email); u != nil {
 			user = *u
@@ -75,7 +77,7 @@ func AddKey(ctx context.Context, store *gitstore.Store, name, email string) (str
 			action = "create with a key"
 		}
 		user.Name = name
-		user.Keys[len(user.Keys)-1] = schema.APIKey{Prefix: key[:8], SHA256: HashKey(key), CreatedAt: now}
+		user.Keys[len(user.Keys)-1] = stored
 		content, err := schema.EncodeRecord(&user)
 		if err != nil {
 			return nil, err
@@ -90,4 +92,83 @@ func AddKey(ctx context.Context, store *gitstore.Store, name, email string) (str
 		return "", nil, fmt.Errorf("add key for %s: %w", email, err)
 	}
 	return key, &user, nil
+}
+
+// newStoredKey makes a new key and its stored form, named name.
+func newStoredKey(name string, expires *time.Time) (string, schema.APIKey, error) {
+	key, err := NewKey()
+	if err != nil {
+		return "", schema.APIKey{}, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", schema.APIKey{}, fmt.Errorf("new key id: %w", err)
+	}
+	return key, schema.APIKey{ID: id.String(), Name: name, Prefix: key[:8], SHA256: HashKey(key),
+		CreatedAt: time.Now().UTC().Truncate(time.Second), ExpiresAt: expires}, nil
+}
+
+// ErrKeyNotFound is DeleteKey's error for a key the user does not hold.
+var ErrKeyNotFound = errors.New("key not found")
+
+// CreateKey gives the user a new key named name (expiring at expires, or
+// never), in a commit authored by author (the user) with trailers, and
+// returns the key, to be shown once, and its stored form.
+func (r *Registry) CreateKey(ctx context.Context, userID, name string, expires *time.Time, author gitstore.Signature, trailers ...gitstore.Trailer) (string, schema.APIKey, error) {
+	key, stored, err := newStoredKey(name, expires)
+	if err != nil {
+		return "", schema.APIKey{}, err
+	}
+	err = r.changeKeys(ctx, userID, author, func(u *schema.User) (string, error) {
+		u.Keys = append(u.Keys, stored)
+		return "add key " + stored.Prefix + " (" + name + ")", nil
+	}, append([]gitstore.Trailer{{Key: "Key-Id", Value: stored.ID}}, trailers...))
+	if err != nil {
+		return "", schema.APIKey{}, err
+	}
+	return key, stored, nil
+}
+
+// DeleteKey removes the user's key with this id (schema.APIKey.KeyID): it
+// stops working as soon as the commit is made. ErrKeyNotFound when the
+// user holds no such key.
+func (r *Registry) DeleteKey(ctx context.Context, userID, keyID string, author gitstore.Signature, trailers ...gitstore.Trailer) error {
+	return r.changeKeys(ctx, userID, author, func(u *schema.User) (string, error) {
+		i := slices.IndexFunc(u.Keys, func(k schema.APIKey) bool { return k.KeyID() == keyID })
+		if i < 0 {
+			return "", ErrKeyNotFound
+		}
+		gone := u.Keys[i]
+		u.Keys = slices.Delete(slices.Clone(u.Keys), i, i+1)
+		return "delete key " + gone.Prefix + " (" + gone.Name + ")", nil
+	}, append([]gitstore.Trailer{{Key: "Key-Id", Value: keyID}}, trailers...))
+}
+
+// changeKeys commits the change edit makes to the user's keys; edit
+// returns the subject's action.
+func (r *Registry) changeKeys(ctx context.Context, userID string, author gitstore.Signature, edit func(*schema.User) (string, error), trailers []gitstore.Trailer) error {
+	_, err := r.store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
+		cur := v.User(userID)
+		if cur == nil {
+			return nil, fmt.Errorf("user %s is not registered", userID)
+		}
+		u := *cur
+		action, err := edit(&u)
+		if err != nil {
+			return nil, err
+		}
+		content, err := schema.EncodeRecord(&u)
+		if err != nil {
+			return nil, err
+		}
+		return &gitstore.Commit{
+			Author:  author,
+			Message: gitstore.Message("user "+u.Email+": "+action, "", append([]gitstore.Trailer{{Key: "User-Id", Value: u.ID}}, trailers...)...),
+			Changes: []gitstore.Change{{Path: gitstore.UserPath(u.ID), Content: content, Value: &u}},
+		}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("keys of user %s: %w", userID, err)
+	}
+	return nil
 }

@@ -2,12 +2,15 @@ package registry_test
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/mengi-cloud/gitops/bench"
 	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/registry"
+	"github.com/mengi-cloud/gitops/schema"
 )
 
 func gitOut(t *testing.T, dir string, args ...string) string {
@@ -19,24 +22,24 @@ func gitOut(t *testing.T, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func open(t *testing.T) *gitstore.Store {
+func open(t *testing.T) *registry.Registry {
 	t.Helper()
-	s, err := gitstore.Open(t.TempDir(), gitstore.Options{})
+	r, err := registry.Open(t.TempDir(), gitstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	t.Cleanup(func() { r.Close() })
+	return r
 }
 
 func TestAddKeyCreatesUserThenAddsKeys(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
-	k1, u1, err := registry.AddKey(ctx, s, "Ada Lovelace", "ada@example.com")
+	k1, u1, err := s.AddKey(ctx, "Ada Lovelace", "ada@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
-	k2, u2, err := registry.AddKey(ctx, s, "Ada King", "ADA@example.com")
+	k2, u2, err := s.AddKey(ctx, "Ada King", "ADA@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +50,7 @@ func TestAddKeyCreatesUserThenAddsKeys(t *testing.T) {
 		t.Fatalf("second key should go to the same user: %+v %+v", u1, u2)
 	}
 	for _, k := range []string{k1, k2} {
-		r := s.UserByKey(registry.HashKey(k))
-		if r == nil || r.User().ID != u1.ID {
+		if u := s.UserByKey(registry.HashKey(k)); u == nil || u.ID != u1.ID {
 			t.Fatalf("key %s does not find the user", k[:8])
 		}
 	}
@@ -70,7 +72,7 @@ func TestAddKeyRefusesBadInput(t *testing.T) {
 		{"Ada", "Ada <ada@example.com>", "--email"},
 		{" ", "ada@example.com", "--name"},
 	} {
-		if _, _, err := registry.AddKey(context.Background(), s, c.name, c.email); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := s.AddKey(context.Background(), c.name, c.email); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("AddKey(%q, %q) = %v, want an error naming %s", c.name, c.email, err, c.want)
 		}
 	}
@@ -82,19 +84,19 @@ func TestAddKeyRefusesBadInput(t *testing.T) {
 func TestAddCluster(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
-	c, err := registry.AddCluster(ctx, s, registry.ClusterSpec{Name: "prod", Provider: "hetzner", Region: "fsn1",
+	c, err := s.AddCluster(ctx, registry.ClusterSpec{Name: "prod", Provider: "hetzner", Region: "fsn1",
 		Domain: "apps.example.com", Kubeconfig: "/etc/mengi/prod.kubeconfig", Users: []string{"ada@example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := registry.ClusterByName(s, "prod"); got == nil || got.ID != c.ID || !got.Allows("ADA@example.com") || got.Allows("bob@example.com") {
+	if got := s.ClusterByName("prod"); got == nil || got.ID != c.ID || !got.Allows("ADA@example.com") || got.Allows("bob@example.com") {
 		t.Fatalf("ClusterByName = %+v", got)
 	}
-	if _, err := registry.AddCluster(ctx, s, registry.ClusterSpec{Name: "prod"}); err == nil || !strings.Contains(err.Error(), "already registered") {
+	if _, err := s.AddCluster(ctx, registry.ClusterSpec{Name: "prod"}); err == nil || !strings.Contains(err.Error(), "already registered") {
 		t.Fatalf("duplicate name: %v", err)
 	}
 	for _, bad := range []registry.ClusterSpec{{Name: "Prod"}, {Name: "ok", Domain: "bad domain"}, {Name: "ok", Users: []string{"x"}}} {
-		if _, err := registry.AddCluster(ctx, s, bad); err == nil {
+		if _, err := s.AddCluster(ctx, bad); err == nil {
 			t.Errorf("AddCluster(%+v) accepted", bad)
 		}
 	}
@@ -109,19 +111,133 @@ func TestAddCluster(t *testing.T) {
 func TestEnsureCluster(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
-	a, err := registry.EnsureCluster(ctx, s, registry.ClusterSpec{Name: "local", Kubeconfig: "/a"})
+	a, err := s.EnsureCluster(ctx, registry.ClusterSpec{Name: "local", Kubeconfig: "/a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	same, err := registry.EnsureCluster(ctx, s, registry.ClusterSpec{Name: "local", Kubeconfig: "/a"})
+	same, err := s.EnsureCluster(ctx, registry.ClusterSpec{Name: "local", Kubeconfig: "/a"})
 	if err != nil || same.ID != a.ID {
 		t.Fatalf("unchanged: %+v %v", same, err)
 	}
-	moved, err := registry.EnsureCluster(ctx, s, registry.ClusterSpec{Name: "local", Kubeconfig: "/b"})
+	moved, err := s.EnsureCluster(ctx, registry.ClusterSpec{Name: "local", Kubeconfig: "/b"})
 	if err != nil || moved.ID != a.ID || moved.Kubeconfig != "/b" {
 		t.Fatalf("updated: %+v %v", moved, err)
 	}
 	if got := gitOut(t, s.Dir(), "log", "--format=%s", "main"); got != "cluster local: update\ncluster local: register" {
 		t.Fatalf("log:\n%s", got)
+	}
+}
+
+// TestTakeOverFromDeploymentsRepository: a repository of an earlier
+// version holds users and clusters among the deployments. Opening it moves
+// them to the registry, one commit in each repository; the key works from
+// the registry, every deployment stays, and opening again moves nothing.
+func TestTakeOverFromDeploymentsRepository(t *testing.T) {
+	ctx := context.Background()
+	repo := t.TempDir() + "/repo"
+	seed, err := bench.SeedRepo(ctx, repo, 20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repos, err := registry.OpenRepos(ctx, repo, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := repos.Registry
+	if reg.Dir() != repo+"-registry" {
+		t.Errorf("registry at %s, want %s-registry", reg.Dir(), repo)
+	}
+	if u := reg.UserByKey(registry.HashKey(seed.Key)); u == nil || u.ID != seed.UserID {
+		t.Errorf("the seeded key does not find its user in the registry: %+v", u)
+	}
+	for _, id := range seed.ClusterIDs {
+		if reg.Cluster(id) == nil {
+			t.Errorf("cluster %s not in the registry", id)
+		}
+	}
+	if n := len(repos.Deployments.DeploymentsOf(seed.UserID, 0, 1000, nil)); n != 20 {
+		t.Errorf("%d deployments after the move, want 20", n)
+	}
+	if err := repos.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := strings.Fields(gitOut(t, repo, "ls-tree", "-r", "--name-only", "main"))
+	for _, f := range files {
+		if !gitstore.IsDeploymentPath(f) {
+			t.Errorf("%s is still in the deployments repository", f)
+		}
+	}
+	if len(files) != 20 {
+		t.Errorf("%d files in the deployments repository, want 20", len(files))
+	}
+	want := "Mengi operator|registry: move 1 user and 2 clusters to the operator registry"
+	if got := gitOut(t, repo, "log", "-1", "--format=%an|%s", "main"); got != want {
+		t.Errorf("deployments repository's last commit %q, want %q", got, want)
+	}
+	want = "Mengi operator|registry: take in 1 user and 2 clusters from the deployments repository"
+	if got := gitOut(t, repo+"-registry", "log", "--format=%an|%s", "main"); got != want {
+		t.Errorf("registry log %q, want %q", got, want)
+	}
+
+	again, err := registry.OpenRepos(ctx, repo, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Close()
+	if n := gitOut(t, repo, "rev-list", "--count", "main"); n != "2" {
+		t.Errorf("%s commits in the deployments repository after opening again, want 2", n)
+	}
+	if n := gitOut(t, repo+"-registry", "rev-list", "--count", "main"); n != "1" {
+		t.Errorf("%s commits in the registry after opening again, want 1", n)
+	}
+	gitOut(t, repo, "fsck", "--strict")
+	gitOut(t, repo+"-registry", "fsck", "--strict")
+}
+
+// TestAdmit: a deployment is admitted when its cluster is registered, its
+// owner is a user, and the cluster allows that user.
+func TestAdmit(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	_, ada, err := s.AddKey(ctx, "Ada", "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bob, err := s.AddKey(ctx, "Bob", "bob@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := s.AddCluster(ctx, registry.ClusterSpec{Name: "open"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adas, err := s.AddCluster(ctx, registry.ClusterSpec{Name: "adas", Users: []string{"ADA@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployment := func(user, cluster string) *schema.Deployment {
+		return &schema.Deployment{Metadata: schema.Metadata{UserID: user}, Spec: schema.Spec{ClusterID: cluster, Name: "web"}}
+	}
+	for _, c := range []struct {
+		user, cluster string
+		want          string // "" admitted; "unknown" ErrUnknownCluster; else the AccessError's text
+	}{
+		{ada.ID, open.ID, ""},
+		{bob.ID, open.ID, ""},
+		{ada.ID, adas.ID, ""},
+		{bob.ID, adas.ID, "spec.cluster_id: user bob@example.com may not deploy to cluster adas"},
+		{"01a21a25-0000-7000-8000-000000000000", open.ID, "metadata.user_id: user 01a21a25-0000-7000-8000-000000000000 is not registered"},
+		{ada.ID, "6f1c3a52-8d4e-4b7a-9c2e-5d8f0a1b2c3d", "unknown"},
+	} {
+		cl, err := s.Admit(deployment(c.user, c.cluster))
+		var denied *registry.AccessError
+		switch {
+		case c.want == "" && (err != nil || cl == nil || cl.ID != c.cluster):
+			t.Errorf("Admit(%s on %s) = %v, %v; want admitted", c.user, c.cluster, cl, err)
+		case c.want == "unknown" && !errors.Is(err, registry.ErrUnknownCluster):
+			t.Errorf("Admit(%s on %s) = %v; want ErrUnknownCluster", c.user, c.cluster, err)
+		case c.want != "" && c.want != "unknown" && (!errors.As(err, &denied) || !strings.HasPrefix(denied.Error(), c.want)):
+			t.Errorf("Admit(%s on %s) = %v; want an AccessError %q", c.user, c.cluster, err, c.want)
+		}
 	}
 }

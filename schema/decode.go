@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // bodyLoc is the location prefix of request bodies.
@@ -38,6 +39,29 @@ func DecodeCreate(body []byte) (*Spec, Errors) {
 		return nil, errs.sorted()
 	}
 	return &spec, nil
+}
+
+// DecodeKeyCreate parses and validates the JSON body of `POST /keys`; an
+// expiry must lie after now (Pydantic's FutureDatetime).
+func DecodeKeyCreate(body []byte, now time.Time) (*KeyCreate, Errors) {
+	doc, errs := parseJSON(body)
+	if errs != nil {
+		return nil, errs
+	}
+	errs = checkSchema(schemas().keyCreate, doc, bodyLoc)
+	var k KeyCreate
+	if err := decodeValid(doc, errs, bodyLoc, &k); err != nil {
+		return nil, append(errs, *err)
+	}
+	if k.ExpiresAt != nil && !k.ExpiresAt.After(now) {
+		obj, _ := doc.(map[string]any)
+		errs = append(errs, FieldError{Type: "datetime_future", Loc: []any{"body", "expires_at"},
+			Msg: "Input should be in the future", Input: obj["expires_at"]})
+	}
+	if len(errs) > 0 {
+		return nil, errs.sorted()
+	}
+	return &k, nil
 }
 
 // Update is a validated `PATCH /deployments/{id}` body: the fields that were

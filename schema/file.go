@@ -150,6 +150,10 @@ func restyle(n *yaml.Node) {
 // under the file's keys (for example `spec.volumes[0].path`) and carry the
 // line they were found on.
 func ParseFile(data []byte) (*Deployment, Errors) {
+	if len(data) > MaxFileBytes {
+		return nil, Errors{{Type: "file_too_large", Line: 1,
+			Msg: fmt.Sprintf("the file is %d bytes; a deployment file holds at most %d (%d MiB)", len(data), MaxFileBytes, MaxFileBytes>>20)}}
+	}
 	doc, lines, perr := parseYAML(data)
 	if perr != nil {
 		return nil, Errors{*perr}
@@ -169,6 +173,20 @@ func ParseFile(data []byte) (*Deployment, Errors) {
 		return nil, errs.sorted()
 	}
 	return &d, nil
+}
+
+// LineOf returns the line of the field at loc (say "metadata", "user_id")
+// in a deployment file, 0 when the file has no such field or does not
+// parse.
+func LineOf(data []byte, loc ...any) int {
+	if len(data) > MaxFileBytes {
+		return 0
+	}
+	_, lines, err := parseYAML(data)
+	if err != nil {
+		return 0
+	}
+	return lines.find(loc)
 }
 
 // yaml11Bool are the plain scalars that YAML 1.1 tools read as booleans.

@@ -24,7 +24,7 @@ const schemaURL = "https://mengi.cloud/schemas/deployment.json"
 // compiled holds the schemas compiled once from SchemaJSON. They are
 // read-only after compilation and safe for concurrent use.
 type compiled struct {
-	create, update, file *jsonschema.Schema
+	create, update, file, keyCreate *jsonschema.Schema
 }
 
 var compiledSchemas = sync.OnceValues(func() (*compiled, error) {
@@ -42,7 +42,7 @@ var compiledSchemas = sync.OnceValues(func() (*compiled, error) {
 	for _, s := range []struct {
 		def string
 		dst **jsonschema.Schema
-	}{{"DeploymentCreate", &out.create}, {"DeploymentUpdate", &out.update}, {"DeploymentFile", &out.file}} {
+	}{{"DeploymentCreate", &out.create}, {"DeploymentUpdate", &out.update}, {"DeploymentFile", &out.file}, {"KeyCreate", &out.keyCreate}} {
 		sch, err := c.Compile(schemaURL + "#/$defs/" + s.def)
 		if err != nil {
 			return nil, fmt.Errorf("compile %s: %w", s.def, err)

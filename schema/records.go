@@ -27,12 +27,34 @@ type User struct {
 	Keys       []APIKey  `json:"keys,omitempty"`
 }
 
-// APIKey is the stored form of a bearer key: its first characters (to tell
-// keys apart in a listing) and the hex SHA-256 of the whole key.
+// APIKey is the stored form of a bearer key: its id and name, its first
+// characters (to tell keys apart in a listing), the hex SHA-256 of the
+// whole key, and when it stops working (never when nil).
 type APIKey struct {
-	Prefix    string    `json:"prefix"`
-	SHA256    string    `json:"sha256"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        string     `json:"id,omitempty"`
+	Name      string     `json:"name,omitempty"`
+	Prefix    string     `json:"prefix"`
+	SHA256    string     `json:"sha256"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// KeyID is the key's id; a key made before keys had ids is named by the
+// first 16 hex digits of its SHA-256.
+func (k *APIKey) KeyID() string {
+	if k.ID != "" {
+		return k.ID
+	}
+	return k.SHA256[:min(16, len(k.SHA256))]
+}
+
+// Expired reports whether the key no longer works at now.
+func (k *APIKey) Expired(now time.Time) bool { return k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) }
+
+// KeyCreate is a validated body of `POST /keys`.
+type KeyCreate struct {
+	Name      string     `json:"name"`
+	ExpiresAt *time.Time `json:"expires_at"`
 }
 
 // Cluster is a Kubernetes cluster deployments may target, stored at
@@ -54,11 +76,29 @@ type Cluster struct {
 	Status     *ClusterStatus `json:"status,omitempty"`
 }
 
-// ClusterStatus is the agent's view of a cluster's reachability.
+// ClusterStatus is the agent's view of a cluster: its reachability, and a
+// mass removal it holds back.
 type ClusterStatus struct {
 	ClusterStatus string     `json:"cluster_status,omitempty"`
 	ClusterError  string     `json:"cluster_error,omitempty"`
 	CheckedAt     *time.Time `json:"checked_at,omitempty"`
+	PruneHold     *PruneHold `json:"prune_hold,omitempty"`
+}
+
+// PruneHold is a removal of many of a cluster's deployments (their files
+// gone from the repository) that the agent holds back until an operator
+// confirms it (`mengi prune --confirm COMMIT`).
+type PruneHold struct {
+	// Commit is the head at which the agent found the files gone.
+	Commit string `json:"commit"`
+	// Releases are the releases it would remove, as namespace/name.
+	Releases []string `json:"releases"`
+	// Of is how many deployments the cluster had before the removal.
+	Of int `json:"of"`
+	// Confirmed is set by an operator: the agent then removes Releases.
+	Confirmed bool `json:"confirmed,omitempty"`
+	// Since is when the agent first held it.
+	Since time.Time `json:"since"`
 }
 
 // Allows reports whether the user with this email may deploy to c. Emails

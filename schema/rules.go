@@ -12,6 +12,11 @@ import (
 // MaxCustomValuesBytes bounds custom_values_yaml.
 const MaxCustomValuesBytes = 256 << 10
 
+// MaxFileBytes bounds a deployment file: the largest an API request can
+// make (its body is at most 1 MiB) with the status the agent adds, with
+// room to spare. A larger file is refused before it is parsed.
+const MaxFileBytes = 4 << 20
+
 // check applies the rules the JSON Schema cannot express. A rule is skipped
 // when the schema already reported a problem at the location it checks, so
 // each problem is reported once.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,7 +13,7 @@ import (
 	"github.com/mengi-cloud/gitops/agent"
 	"github.com/mengi-cloud/gitops/cluster"
 	"github.com/mengi-cloud/gitops/cmd/internal/servercmd"
-	"github.com/mengi-cloud/gitops/gitstore"
+	"github.com/mengi-cloud/gitops/registry"
 	"github.com/mengi-cloud/gitops/render"
 	"github.com/mengi-cloud/gitops/schema"
 )
@@ -24,6 +25,8 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "health-timeout", Usage: "how long a release may take to become healthy", Value: 2 * time.Minute},
 		&cli.DurationFlag{Name: "drift-interval", Usage: "how often releases are checked for changes made by hand (0: never)", Value: 30 * time.Second},
 		&cli.StringFlag{Name: "chart-cache", Usage: "folder for fetched Helm charts (default: <repo>/../charts)"},
+		&cli.IntFlag{Name: "prune-hold-percent", Value: 25,
+			Usage: "a commit removing the files of at least two and more than this percentage of a cluster's deployments (or all of them) waits for `mengi prune --confirm`"},
 	}
 }
 
@@ -31,7 +34,7 @@ func agentCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "agent",
 		Usage: "apply the repository's deployments to their clusters and write their status back",
-		Flags: append([]cli.Flag{servercmd.RepoFlag(), servercmd.LogFlag(),
+		Flags: append([]cli.Flag{servercmd.RepoFlag(), servercmd.RegistryFlag(), servercmd.LogFlag(),
 			&cli.StringFlag{Name: "cpu-profile", Usage: "write a CPU profile of the whole run to this file (for `mengi bench agent`)", Hidden: true},
 		}, agentFlags()...),
 		Action: func(c *cli.Context) error {
@@ -50,46 +53,52 @@ func agentCommand() *cli.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
-			store, err := gitstore.Open(c.String("repo"), gitstore.Options{Logger: log})
+			repos, err := registry.OpenRepos(c.Context, c.String("repo"), c.String("registry"), log)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
-			return runAgent(c, store, log)
+			defer repos.Close()
+			return runAgent(c, repos, log)
 		},
 	}
 }
 
-// runAgent runs the agent on store until the command's context ends.
-func runAgent(c *cli.Context, store *gitstore.Store, log *slog.Logger) error {
-	a, err := newAgent(c, store, log)
+// runAgent runs the agent on the repositories until the command's context ends.
+func runAgent(c *cli.Context, repos *registry.Repos, log *slog.Logger) error {
+	a, err := newAgent(c, repos, log)
 	if err != nil {
 		return err
 	}
 	return a.Run(c.Context)
 }
 
-func newAgent(c *cli.Context, store *gitstore.Store, log *slog.Logger) (*agent.Agent, error) {
+func newAgent(c *cli.Context, repos *registry.Repos, log *slog.Logger) (*agent.Agent, error) {
 	cache := c.String("chart-cache")
 	if cache == "" {
-		cache = filepath.Join(filepath.Dir(filepath.Clean(store.Dir())), "charts")
+		cache = filepath.Join(filepath.Dir(filepath.Clean(repos.Deployments.Dir())), "charts")
 	}
 	drift := c.Duration("drift-interval")
 	if drift == 0 {
 		drift = -1
+	}
+	holdPct := c.Int("prune-hold-percent")
+	if holdPct < 1 || holdPct > 100 {
+		return nil, fmt.Errorf("--prune-hold-percent %d: give 1 to 100", holdPct)
 	}
 	renderer, err := render.New(render.Options{CacheDir: cache, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 	return agent.New(agent.Options{
-		Store:         store,
-		Renderer:      renderer,
-		Connect:       connector(log),
-		Workers:       c.Int("workers"),
-		HealthTimeout: c.Duration("health-timeout"),
-		DriftInterval: drift,
-		Logger:        log,
+		Store:          repos.Deployments,
+		Registry:       repos.Registry,
+		Renderer:       renderer,
+		Connect:        connector(log),
+		Workers:        c.Int("workers"),
+		HealthTimeout:  c.Duration("health-timeout"),
+		DriftInterval:  drift,
+		PruneHoldShare: float64(holdPct) / 100,
+		Logger:         log,
 	})
 }
 

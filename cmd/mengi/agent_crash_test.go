@@ -107,20 +107,21 @@ func recordStates(recs []corev1.Secret) string {
 func TestAgentSIGKILLMidApply(t *testing.T) {
 	ctx := context.Background()
 	repo := filepath.Join(t.TempDir(), "repo")
-	store, err := gitstore.Open(repo, gitstore.Options{})
+	repos, err := registry.OpenRepos(ctx, repo, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	key, _, err := registry.AddKey(ctx, store, "Kill", "kill@example.com")
+	defer repos.Close()
+	store := repos.Deployments
+	key, _, err := repos.Registry.AddKey(ctx, "Kill", "kill@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := registry.AddCluster(ctx, store, registry.ClusterSpec{Name: "local", Kubeconfig: clustertest.Kubeconfig(t), Domain: "kill.test"})
+	cl, err := repos.Registry.AddCluster(ctx, registry.ClusterSpec{Name: "local", Kubeconfig: clustertest.Kubeconfig(t), Domain: "kill.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(store, api.Options{}))
+	srv := httptest.NewServer(api.New(store, repos.Registry, api.Options{}))
 	defer srv.Close()
 	kube, err := kubernetes.NewForConfig(clustertest.RESTConfig(t))
 	if err != nil {

@@ -91,16 +91,17 @@ func benchAgent(c *cli.Context) (err error) {
 	}
 
 	repo := filepath.Join(dir, "repo")
-	store, err := gitstore.Open(repo, gitstore.Options{Logger: quiet})
+	repos, err := registry.OpenRepos(ctx, repo, "", quiet)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	key, _, err := registry.AddKey(ctx, store, "Bench", "bench@mengi.local")
+	defer repos.Close()
+	store := repos.Deployments
+	key, _, err := repos.Registry.AddKey(ctx, "Bench", "bench@mengi.local")
 	if err != nil {
 		return err
 	}
-	cluster, err := registry.AddCluster(ctx, store, registry.ClusterSpec{Name: "bench", Kubeconfig: kubeconfig, Domain: "bench.test", Provider: "local"})
+	cluster, err := repos.Registry.AddCluster(ctx, registry.ClusterSpec{Name: "bench", Kubeconfig: kubeconfig, Domain: "bench.test", Provider: "local"})
 	if err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func benchAgent(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: api.New(store, api.Options{Logger: quiet})}
+	srv := &http.Server{Handler: api.New(store, repos.Registry, api.Options{Logger: quiet})}
 	go srv.Serve(ln)
 	defer srv.Close()
 	client := &benchClient{url: "http://" + ln.Addr().String(), key: key, http: &http.Client{Timeout: 30 * time.Second}}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/mengi-cloud/gitops/cmd/internal/servercmd"
 	"github.com/mengi-cloud/gitops/devcluster"
-	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/registry"
 )
 
@@ -61,22 +60,23 @@ func up(c *cli.Context) error {
 		return err
 	}
 
-	store, err := gitstore.Open(filepath.Join(data, "repo"), gitstore.Options{Logger: log})
+	repos, err := registry.OpenRepos(c.Context, filepath.Join(data, "repo"), filepath.Join(data, "registry"), log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	key, err := devKey(c, store, filepath.Join(data, "dev-key"))
+	defer repos.Close()
+	store, reg := repos.Deployments, repos.Registry
+	key, err := devKey(c, reg, filepath.Join(data, "dev-key"))
 	if err != nil {
 		return err
 	}
-	cluster, err := registry.EnsureCluster(c.Context, store, registry.ClusterSpec{
+	cluster, err := reg.EnsureCluster(c.Context, registry.ClusterSpec{
 		Name: "local", Kubeconfig: kubeconfig, Context: c.String("context"), Provider: provider, Region: "local", Domain: c.String("domain"),
 	})
 	if err != nil {
 		return err
 	}
-	a, err := newAgent(c, store, log)
+	a, err := newAgent(c, repos, log)
 	if err != nil {
 		return err
 	}
@@ -91,11 +91,11 @@ func up(c *cli.Context) error {
 		agentErr = a.Run(ctx)
 		cancel()
 	}()
-	apiErr := servercmd.ServeAPI(ctx, store, c.String("listen"), 30*time.Second, log, func(addr string) {
+	apiErr := servercmd.ServeAPI(ctx, repos, c.String("listen"), 30*time.Second, log, func(addr string) {
 		fmt.Fprintf(c.App.Writer, `
 Mengi GitOps is up.
   API:        http://%[1]s   (OpenAPI: http://%[1]s/openapi.json)
-  repository: %[2]s
+  repository: %[2]s   (registry of users and clusters: %[7]s)
   API key:    %[3]s   (user %[4]s)
   cluster:    %[5]s   (local: %[6]s)
 
@@ -106,7 +106,7 @@ Try:
   git -C %[2]s log --stat
   KUBECONFIG=%[6]s kubectl get all -n mengi-hello
 
-`, addr, store.Dir(), key, devEmail, cluster.ID, kubeconfig)
+`, addr, store.Dir(), key, devEmail, cluster.ID, kubeconfig, reg.Dir())
 	})
 	cancel()
 	wg.Wait()
@@ -115,14 +115,14 @@ Try:
 
 // devKey returns the key kept in path when it is still registered, or
 // registers a new one for the dev user and keeps it there.
-func devKey(c *cli.Context, store *gitstore.Store, path string) (string, error) {
+func devKey(c *cli.Context, reg *registry.Registry, path string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		key := strings.TrimSpace(string(b))
-		if r := store.UserByKey(registry.HashKey(key)); r != nil {
+		if reg.UserByKey(registry.HashKey(key)) != nil {
 			return key, nil
 		}
 	}
-	key, _, err := registry.AddKey(c.Context, store, "Developer", devEmail)
+	key, _, err := reg.AddKey(c.Context, "Developer", devEmail)
 	if err != nil {
 		return "", err
 	}

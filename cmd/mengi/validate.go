@@ -1,15 +1,19 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mengi-cloud/gitops/gitstore"
+	"github.com/mengi-cloud/gitops/registry"
 	"github.com/mengi-cloud/gitops/schema"
 )
 
@@ -24,19 +28,32 @@ func validateCommand() *cli.Command {
 		Name:      "validate",
 		Usage:     "check deployment files as the agent reads them",
 		ArgsUsage: "FILE|DIR...",
-		Description: "Checks each deployment file against the schema and rules of the API and prints one\n" +
-			"line per problem: FILE:LINE: FIELD: MESSAGE. A directory is searched for *.yaml and\n" +
-			"*.yml deployment files: those at clusters/<cluster-id>/<name>.yaml and any other whose\n" +
-			"kind is Deployment of mengi.cloud (cluster and user records are skipped). Exits 1 when\n" +
-			"a file has problems and 2 when a file cannot be read.",
+		Description: "Checks each deployment file as the store and the agent do and prints one line per\n" +
+			"problem: FILE:LINE: FIELD: MESSAGE. The schema and rules of the API; a file at\n" +
+			"clusters/<cluster-id>/<name>.yaml must say that cluster and name; no two files may\n" +
+			"hold one metadata.id; and with --registry, the cluster and the owner must be registered\n" +
+			"and the cluster must allow the owner. Symbolic links are refused, not followed, and so\n" +
+			"are files over 4 MiB. A directory is searched for *.yaml and *.yml deployment files:\n" +
+			"those at clusters/<cluster-id>/<name>.yaml and any other whose kind is Deployment of\n" +
+			"mengi.cloud. Exits 1 when a file has problems and 2 when a file cannot be read.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "also print FILE: ok for each valid file"},
+			&cli.StringFlag{Name: "registry", EnvVars: []string{"MENGI_REGISTRY"},
+				Usage: "the operator's registry repository: also check that each file's cluster and owner are registered and the cluster allows the owner"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return cli.Exit("mengi validate: name at least one deployment file or directory", validateUnreadable)
 			}
-			v := fileValidator{out: c.App.Writer, errOut: c.App.ErrWriter, verbose: c.Bool("verbose")}
+			v := fileValidator{out: c.App.Writer, errOut: c.App.ErrWriter, verbose: c.Bool("verbose"), ids: map[string]string{}}
+			if dir := c.String("registry"); dir != "" {
+				reg, err := openRegistry(dir)
+				if err != nil {
+					return cli.Exit("mengi validate: "+err.Error(), validateUnreadable)
+				}
+				defer reg.Close()
+				v.reg = reg
+			}
 			for _, arg := range c.Args().Slice() {
 				v.arg(arg)
 			}
@@ -48,6 +65,8 @@ func validateCommand() *cli.Command {
 type fileValidator struct {
 	out, errOut io.Writer
 	verbose     bool
+	reg         *registry.Registry // nil: no registry checks
+	ids         map[string]string  // metadata.id → the first file holding it
 
 	files, invalid, problems, unreadable int
 }
@@ -61,7 +80,7 @@ func (v *fileValidator) arg(arg string) {
 		return
 	}
 	if !info.IsDir() {
-		v.file(arg)
+		v.file(arg) // a link named here is refused there
 		return
 	}
 	err = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
@@ -82,12 +101,8 @@ func (v *fileValidator) arg(arg string) {
 			v.file(p)
 			return nil
 		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			v.cannotRead(err)
-			return nil
-		}
-		if isDeploymentKind(data) {
+		data, ok := v.read(p)
+		if ok && isDeploymentKind(data) {
 			v.check(p, data)
 		}
 		return nil
@@ -132,28 +147,108 @@ func isDeploymentKind(data []byte) bool {
 }
 
 func (v *fileValidator) file(p string) {
-	data, err := os.ReadFile(p)
+	if data, ok := v.read(p); ok {
+		v.check(p, data)
+	}
+}
+
+// read reads a regular file of at most schema.MaxFileBytes, without
+// following a symbolic link; a file it refuses is a problem of its own.
+func (v *fileValidator) read(p string) ([]byte, bool) {
+	info, err := os.Lstat(p)
 	if err != nil {
 		v.cannotRead(err)
-		return
+		return nil, false
 	}
-	v.check(p, data)
+	var refuse string
+	switch {
+	case info.Mode()&fs.ModeSymlink != 0:
+		refuse = "a symbolic link: deployment files are regular files, and links are not followed"
+	case !info.Mode().IsRegular():
+		refuse = "not a regular file"
+	case info.Size() > schema.MaxFileBytes:
+		refuse = fmt.Sprintf("the file is %d bytes; a deployment file holds at most %d (%d MiB)", info.Size(), schema.MaxFileBytes, schema.MaxFileBytes>>20)
+	}
+	if refuse != "" {
+		v.files++
+		v.report(p, schema.Errors{{Msg: refuse}})
+		return nil, false
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		v.cannotRead(err)
+		return nil, false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, schema.MaxFileBytes+1))
+	if err != nil {
+		v.cannotRead(err)
+		return nil, false
+	}
+	return data, true
 }
 
 func (v *fileValidator) check(p string, data []byte) {
 	v.files++
-	_, errs := schema.ParseFile(data)
+	d, errs := schema.ParseFile(data)
+	if errs == nil {
+		errs = v.crossCheck(p, data, d)
+	}
 	if len(errs) == 0 {
 		if v.verbose {
 			fmt.Fprintf(v.out, "%s: ok\n", p)
 		}
 		return
 	}
+	v.report(p, errs)
+}
+
+// report prints a file's problems.
+func (v *fileValidator) report(p string, errs schema.Errors) {
 	v.invalid++
 	v.problems += len(errs)
 	for _, e := range errs {
 		fmt.Fprintln(v.out, problemLine(p, e))
 	}
+}
+
+// crossCheck checks a valid deployment d (the file p holding data) as the
+// store and the agent do beyond the schema: its path, its id against the
+// other files, and with a registry, its cluster and owner.
+func (v *fileValidator) crossCheck(p string, data []byte, d *schema.Deployment) schema.Errors {
+	var errs schema.Errors
+	problem := func(msg string, loc ...any) {
+		errs = append(errs, schema.FieldError{Loc: loc, Msg: msg, Line: schema.LineOf(data, loc...)})
+	}
+	if isDeploymentPath(p) && (filepath.Base(filepath.Dir(p)) != d.Spec.ClusterID || filepath.Base(p) != d.Spec.Name+".yaml") {
+		problem("spec.cluster_id and spec.name say the file should be at "+gitstore.DeploymentPath(d.Spec.ClusterID, d.Spec.Name), "spec", "name")
+	}
+	if other, taken := v.ids[d.Metadata.ID]; taken {
+		problem("metadata.id "+d.Metadata.ID+" is already used by "+other, "metadata", "id")
+	} else {
+		v.ids[d.Metadata.ID] = p
+	}
+	if v.reg == nil {
+		return errs
+	}
+	_, err := v.reg.Admit(d)
+	var denied *registry.AccessError
+	switch {
+	case errors.Is(err, registry.ErrUnknownCluster):
+		problem("cluster "+d.Spec.ClusterID+" is not registered", "spec", "cluster_id")
+	case errors.As(err, &denied):
+		field := strings.Split(denied.Field, ".")
+		problem(denied.Msg, field[0], field[1])
+	}
+	return errs
+}
+
+// openRegistry opens the registry repository at dir, which must exist.
+func openRegistry(dir string) (*registry.Registry, error) {
+	if _, err := os.Stat(filepath.Join(dir, "objects")); err != nil {
+		return nil, fmt.Errorf("--registry %s: not a registry repository: %w", dir, err)
+	}
+	return registry.Open(dir, gitstore.Options{})
 }
 
 // problemLine renders one problem as FILE:LINE: FIELD: MESSAGE, leaving

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mengi-cloud/gitops/gitstore"
+	"github.com/mengi-cloud/gitops/registry"
 	"github.com/mengi-cloud/gitops/schema"
 )
 
@@ -144,18 +147,129 @@ func TestValidateDirectory(t *testing.T) {
 	}
 }
 
-func TestValidateUnreadableInDirectory(t *testing.T) {
+// TestValidateRefusesLinksAndLargeFiles: a symbolic link (dangling, or to
+// a file elsewhere) is reported, never followed, whether found in a
+// directory or named; so is a file over 4 MiB, which is never read.
+func TestValidateRefusesLinksAndLargeFiles(t *testing.T) {
 	dir := t.TempDir()
 	folder := filepath.Join(dir, "clusters", "6f1c3a52-8d4e-4b7a-9c2e-5d8f0a1b2c3d")
 	if err := os.MkdirAll(folder, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(filepath.Join(dir, "gone.yaml"), filepath.Join(folder, "web.yaml")); err != nil {
+	secret := filepath.Join(t.TempDir(), "secret.yaml")
+	if err := os.WriteFile(secret, []byte("kind: Deployment\npassword: hunter2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, errOut, code, _ := runValidate(t, dir)
-	if code != 2 || !strings.Contains(errOut, "web.yaml") {
-		t.Errorf("exit %d, stderr %q", code, errOut)
+	for name, target := range map[string]string{"gone.yaml": filepath.Join(dir, "gone.yaml"), "web.yaml": secret} {
+		if err := os.Symlink(target, filepath.Join(folder, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := filepath.Join(folder, "big.yaml")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("# padding\n"), 500_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code, msg := runValidate(t, dir)
+	want := []string{
+		big + ": the file is 5000000 bytes; a deployment file holds at most 4194304 (4 MiB)",
+		filepath.Join(folder, "gone.yaml") + ": a symbolic link: deployment files are regular files, and links are not followed",
+		filepath.Join(folder, "web.yaml") + ": a symbolic link: deployment files are regular files, and links are not followed",
+	}
+	if got := outputLines(out); !slices.Equal(got, want) || code != 1 || msg != "mengi validate: 3 problems in 3 files of 3" || errOut != "" {
+		t.Errorf("exit %d %q, stderr %q\nstdout:\n%s\nwant:\n%s", code, msg, errOut, out, strings.Join(want, "\n"))
+	}
+	if strings.Contains(out+errOut, "hunter2") || strings.Contains(out+errOut, "password") {
+		t.Errorf("the link's target was read:\n%s%s", out, errOut)
+	}
+	out, _, code, _ = runValidate(t, filepath.Join(folder, "web.yaml"))
+	if code != 1 || !strings.Contains(out, "a symbolic link") {
+		t.Errorf("a link named on the command line: exit %d\n%s", code, out)
+	}
+}
+
+// TestValidateCrossChecks: what the store and the agent check beyond one
+// file's schema: the path against the spec, one file per metadata.id, and
+// with --registry, the cluster and the owner.
+func TestValidateCrossChecks(t *testing.T) {
+	ctx := t.Context()
+	reg, err := registry.Open(filepath.Join(t.TempDir(), "registry"), gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ada, err := reg.AddKey(ctx, "Ada", "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := reg.AddCluster(ctx, registry.ClusterSpec{Name: "open"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := reg.AddCluster(ctx, registry.ClusterSpec{Name: "closed", Users: []string{"bob@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	regDir := reg.Dir()
+	reg.Close()
+
+	example, err := os.ReadFile("../../examples/web_app.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	n := 0
+	write := func(clusterID, file, name, user string) string {
+		t.Helper()
+		n++
+		d, errs := schema.ParseFile(example)
+		if errs != nil {
+			t.Fatal(errs)
+		}
+		d.Metadata.ID = fmt.Sprintf("01a21a25-4c3c-7695-80a2-%012d", n)
+		d.Metadata.UserID, d.Spec.ClusterID, d.Spec.Name = user, clusterID, name
+		data, err := schema.EncodeFile(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "clusters", clusterID, file+".yaml")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write(open.ID, "web", "web", ada.ID)
+	misplaced := write(open.ID, "misplaced", "other", ada.ID)
+	stranger := write(open.ID, "stranger", "stranger", "01a21a25-0000-7000-8000-000000000000")
+	denied := write(closed.ID, "denied", "denied", ada.ID)
+	unknown := write("6f1c3a52-8d4e-4b7a-9c2e-5d8f0a1b2c3d", "lost", "lost", ada.ID)
+	copied := write(open.ID, "copy", "copy", ada.ID)
+	data, _ := os.ReadFile(copied)
+	os.WriteFile(copied, bytes.Replace(data, []byte("-000000000006"), []byte("-000000000001"), 1), 0o644)
+
+	out, _, code, _ := runValidate(t, dir)
+	without := []string{
+		misplaced + ":12: spec.name: spec.cluster_id and spec.name say the file should be at clusters/" + open.ID + "/other.yaml",
+		good + ":6: metadata.id: metadata.id 01a21a25-4c3c-7695-80a2-000000000001 is already used by " + copied, // copy.yaml comes first
+	}
+	if got := outputLines(out); !slices.Equal(got, without) || code != 1 {
+		t.Errorf("without a registry: exit %d\n%s\nwant:\n%s", code, out, strings.Join(without, "\n"))
+	}
+	out, _, code, msg := runValidate(t, "--registry", regDir, dir)
+	with := append(slices.Clone(without),
+		denied+":11: spec.cluster_id: user ada@example.com may not deploy to cluster closed (an operator grants access with `mengi clusters add --user`)",
+		unknown+":11: spec.cluster_id: cluster 6f1c3a52-8d4e-4b7a-9c2e-5d8f0a1b2c3d is not registered",
+		stranger+":7: metadata.user_id: user 01a21a25-0000-7000-8000-000000000000 is not registered",
+	)
+	slices.Sort(with)
+	got := outputLines(out)
+	slices.Sort(got)
+	if !slices.Equal(got, with) || code != 1 || msg != "mengi validate: 5 problems in 5 files of 6" {
+		t.Errorf("with the registry: exit %d %q\n%s\nwant:\n%s", code, msg, out, strings.Join(with, "\n"))
+	}
+	if _, _, code, msg := runValidate(t, "--registry", filepath.Join(dir, "nowhere"), dir); code != 2 || !strings.Contains(msg, "not a registry repository") {
+		t.Errorf("a registry that does not exist: exit %d %q", code, msg)
 	}
 }
 

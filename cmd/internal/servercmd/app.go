@@ -17,10 +17,10 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Commands are the server process's own commands: serve, keys and
-// clusters (bench is BenchCommand).
+// Commands are the server process's own commands: serve, keys, clusters
+// and prune (bench is BenchCommand).
 func Commands() []*cli.Command {
-	return []*cli.Command{serveCommand(), keysCommand(), clustersCommand()}
+	return []*cli.Command{serveCommand(), keysCommand(), clustersCommand(), pruneCommand()}
 }
 
 // NewApp is the command-line application called name, with the global

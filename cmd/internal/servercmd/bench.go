@@ -14,7 +14,7 @@ import (
 
 	"github.com/mengi-cloud/gitops/api"
 	"github.com/mengi-cloud/gitops/bench"
-	"github.com/mengi-cloud/gitops/gitstore"
+	"github.com/mengi-cloud/gitops/registry"
 )
 
 // BenchCommand is `bench` with its api and store subcommands, and more
@@ -66,17 +66,19 @@ func benchAPI(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := gitstore.Open(repo, gitstore.Options{Logger: log})
+	// The seed holds users and clusters among the deployments, as an
+	// earlier version did: opening moves them to the registry.
+	repos, err := registry.OpenRepos(c.Context, repo, "", log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer repos.Close()
 	opened := time.Since(t0)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: api.New(store, api.Options{Logger: slog.New(slog.DiscardHandler)})}
+	srv := &http.Server{Handler: api.New(repos.Deployments, repos.Registry, api.Options{Logger: slog.New(slog.DiscardHandler)})}
 	go srv.Serve(ln)
 	defer srv.Close()
 

@@ -2,10 +2,10 @@ package servercmd
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/registry"
 )
 
@@ -18,16 +18,17 @@ func keysCommand() *cli.Command {
 			Usage: "make a new API key for a user (created when new) and print it; it is shown only once",
 			Flags: []cli.Flag{
 				RepoFlag(),
+				RegistryFlag(),
 				&cli.StringFlag{Name: "name", Usage: "the user's name (commit author name)", Required: true},
 				&cli.StringFlag{Name: "email", Usage: "the user's email (commit author email)", Required: true},
 			},
 			Action: func(c *cli.Context) error {
-				store, err := gitstore.Open(c.String("repo"), gitstore.Options{})
+				reg, closeRepos, err := RegistryOnly(c.Context, c.String("repo"), c.String("registry"))
 				if err != nil {
 					return err
 				}
-				defer store.Close()
-				key, _, err := registry.AddKey(c.Context, store, c.String("name"), c.String("email"))
+				defer closeRepos()
+				key, _, err := reg.AddKey(c.Context, c.String("name"), c.String("email"))
 				if err != nil {
 					return err
 				}
@@ -47,6 +48,7 @@ func clustersCommand() *cli.Command {
 			Usage: "register a cluster and print its id",
 			Flags: []cli.Flag{
 				RepoFlag(),
+				RegistryFlag(),
 				&cli.StringFlag{Name: "name", Usage: "the cluster's name (a DNS label, unique)", Required: true},
 				&cli.StringFlag{Name: "kubeconfig", Usage: "path of the kubeconfig the agent uses for this cluster"},
 				&cli.StringFlag{Name: "context", Usage: "context of the kubeconfig (default: its current context)"},
@@ -56,12 +58,12 @@ func clustersCommand() *cli.Command {
 				&cli.StringSliceFlag{Name: "user", Usage: "email of a user allowed to deploy here (repeat; none: everyone)"},
 			},
 			Action: func(c *cli.Context) error {
-				store, err := gitstore.Open(c.String("repo"), gitstore.Options{})
+				reg, closeRepos, err := RegistryOnly(c.Context, c.String("repo"), c.String("registry"))
 				if err != nil {
 					return err
 				}
-				defer store.Close()
-				cl, err := registry.AddCluster(c.Context, store, registry.ClusterSpec{
+				defer closeRepos()
+				cl, err := reg.AddCluster(c.Context, registry.ClusterSpec{
 					Name: c.String("name"), Kubeconfig: c.String("kubeconfig"), Context: c.String("context"),
 					Provider: c.String("provider"), Region: c.String("region"), Domain: c.String("domain"),
 					Users: c.StringSlice("user"),
@@ -73,5 +75,52 @@ func clustersCommand() *cli.Command {
 				return nil
 			},
 		}},
+	}
+}
+
+func pruneCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "prune",
+		Usage: "list the removals of deployments the agent holds back, or confirm one",
+		Description: "When a commit removes the files of every deployment of a cluster, or of at least two and more\n" +
+			"than a share of them (the agent's --prune-hold-percent, 25 by default), the agent removes nothing\n" +
+			"from the cluster and records the removal in the cluster's status. Without --confirm this lists\n" +
+			"them; --confirm COMMIT lets the agent remove the releases held at that commit.",
+		Flags: []cli.Flag{
+			RepoFlag(),
+			RegistryFlag(),
+			&cli.StringFlag{Name: "confirm", Usage: "the commit `mengi prune` shows for the removal to let through"},
+		},
+		Action: func(c *cli.Context) error {
+			reg, closeRepos, err := RegistryOnly(c.Context, c.String("repo"), c.String("registry"))
+			if err != nil {
+				return err
+			}
+			defer closeRepos()
+			if commit := c.String("confirm"); commit != "" {
+				done, err := reg.ConfirmPrune(c.Context, commit)
+				for _, cl := range done {
+					fmt.Fprintf(c.App.Writer, "cluster %s: removal of %d deployments confirmed; the agent removes them now\n", cl.Name, len(cl.Status.PruneHold.Releases))
+				}
+				return err
+			}
+			held := reg.Held()
+			if len(held) == 0 {
+				fmt.Fprintln(c.App.Writer, "no removal is held")
+			}
+			for _, cl := range held {
+				h := cl.Status.PruneHold
+				state := "held: mengi prune --confirm " + h.Commit[:8]
+				if h.Confirmed {
+					state = "confirmed, being removed"
+				}
+				fmt.Fprintf(c.App.Writer, "cluster %s: %d of %d deployments removed at %s (%s), since %s\n", cl.Name, len(h.Releases), h.Of,
+					h.Commit[:8], state, h.Since.Format(time.RFC3339))
+				for _, r := range h.Releases {
+					fmt.Fprintf(c.App.Writer, "  %s\n", r)
+				}
+			}
+			return nil
+		},
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mengi-cloud/gitops/api"
-	"github.com/mengi-cloud/gitops/gitstore"
+	"github.com/mengi-cloud/gitops/registry"
 )
 
 // RepoFlag is --repo, the bare repository a command works on.
@@ -32,6 +32,7 @@ func serveCommand() *cli.Command {
 		Usage: "serve the deployments API on a Git repository",
 		Flags: []cli.Flag{
 			RepoFlag(),
+			RegistryFlag(),
 			&cli.StringFlag{Name: "listen", Usage: "address to listen on", Value: "127.0.0.1:8080", EnvVars: []string{"MENGI_LISTEN"}},
 			&cli.DurationFlag{Name: "shutdown-timeout", Usage: "how long SIGTERM waits for in-flight requests", Value: 30 * time.Second},
 			LogFlag(),
@@ -41,12 +42,12 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			store, err := gitstore.Open(c.String("repo"), gitstore.Options{Logger: log})
+			repos, err := registry.OpenRepos(c.Context, c.String("repo"), c.String("registry"), log)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
-			return ServeAPI(c.Context, store, c.String("listen"), c.Duration("shutdown-timeout"), log, nil)
+			defer repos.Close()
+			return ServeAPI(c.Context, repos, c.String("listen"), c.Duration("shutdown-timeout"), log, nil)
 		},
 	}
 }
@@ -54,17 +55,17 @@ func serveCommand() *cli.Command {
 // ServeAPI serves the API until ctx ends, then lets in-flight requests (and
 // so their commits) finish before returning. ready, when set, is called
 // with the bound address.
-func ServeAPI(ctx context.Context, store *gitstore.Store, addr string, grace time.Duration, log *slog.Logger, ready func(addr string)) error {
+func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, log *slog.Logger, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(store, api.Options{Logger: log}),
+		Handler:           api.New(repos.Deployments, repos.Registry, api.Options{Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("API listening", "addr", ln.Addr().String(), "repo", store.Dir())
+	log.Info("API listening", "addr", ln.Addr().String(), "repo", repos.Deployments.Dir(), "registry", repos.Registry.Dir())
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
