@@ -30,7 +30,7 @@ func TestHelmInstall(t *testing.T) {
 	cs := kubernetes.NewForConfigOrDie(clustertest.RESTConfig(t))
 	v1, _ := miniVersions(t)
 	repo := newChartRepo(t, repoChart{name: "mini", version: "0.1.0", data: v1})
-	r := newRenderer(t, render.Options{})
+	r := newRenderer(t, render.Options{Fetch: allowLoopback})
 
 	cases := []struct {
 		name      string
