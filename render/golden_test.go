@@ -73,7 +73,7 @@ func TestGolden(t *testing.T) {
 			if rel.EndpointURL != tc.endpoint {
 				t.Errorf("EndpointURL %q; want %q", rel.EndpointURL, tc.endpoint)
 			}
-			wantRef := "mengi-app 1.0.0"
+			wantRef := "mengi-app " + render.BuiltinChartVersion
 			if tc.helm {
 				wantRef = "mini 0.1.0 sha256:"
 			}

@@ -30,7 +30,7 @@ type Release struct {
 	// deployments, the fetched chart for Helm deployments. It is a fresh
 	// copy for this Release; Helm may modify it while applying.
 	Chart *chart.Chart
-	// ChartRef names the chart for logs and events: "mengi-app 1.0.0" for
+	// ChartRef names the chart for logs and events: "mengi-app 1.1.0" for
 	// the built-in chart, "<name> <version> sha256:<digest of the .tgz>" for
 	// a fetched one.
 	ChartRef string
