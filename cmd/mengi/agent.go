@@ -17,14 +17,15 @@ import (
 	"github.com/mengi-cloud/gitops/schema"
 )
 
-// agentFlags are the agent's tuning flags, shared by `agent` and `up`.
+// agentFlags are the agent's tuning and fetch flags, shared by `agent` and
+// `up`.
 func agentFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.IntFlag{Name: "workers", Usage: "deployments reconciled at once", Value: 4},
 		&cli.DurationFlag{Name: "health-timeout", Usage: "how long a release may take to become healthy", Value: 2 * time.Minute},
 		&cli.DurationFlag{Name: "drift-interval", Usage: "how often releases are checked for changes made by hand (0: never)", Value: 30 * time.Second},
 		&cli.StringFlag{Name: "chart-cache", Usage: "folder for fetched Helm charts (default: <repo>/../charts)"},
-	}
+	}, fetchFlags()...)
 }
 
 func agentCommand() *cli.Command {
@@ -78,7 +79,11 @@ func newAgent(c *cli.Context, store *gitstore.Store, log *slog.Logger) (*agent.A
 	if drift == 0 {
 		drift = -1
 	}
-	renderer, err := render.New(render.Options{CacheDir: cache, Logger: log})
+	fetch, err := fetchOptions(c, log)
+	if err != nil {
+		return nil, err
+	}
+	renderer, err := render.New(render.Options{CacheDir: cache, Logger: log, Fetch: fetch})
 	if err != nil {
 		return nil, err
 	}
