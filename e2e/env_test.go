@@ -25,6 +25,7 @@ import (
 	"github.com/mengi-cloud/gitops/api"
 	"github.com/mengi-cloud/gitops/cluster"
 	"github.com/mengi-cloud/gitops/devcluster/clustertest"
+	"github.com/mengi-cloud/gitops/fetchguard"
 	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/registry"
 	"github.com/mengi-cloud/gitops/render"
@@ -95,7 +96,10 @@ func newEnv(t *testing.T) *env {
 // startAgent starts an agent on the env's store, as `mengi up` does.
 func (e *env) startAgent() *agent.Agent {
 	e.t.Helper()
-	renderer, err := render.New(render.Options{CacheDir: e.charts, Logger: e.log})
+	// The test's chart repositories are on loopback, which the fetch guard
+	// refuses unless allowed (as `mengi up --allow-fetch 127.0.0.1/32`).
+	renderer, err := render.New(render.Options{CacheDir: e.charts, Logger: e.log,
+		Fetch: fetchguard.Options{Allow: []string{"127.0.0.1/32"}}})
 	if err != nil {
 		e.t.Fatal(err)
 	}

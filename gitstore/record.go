@@ -344,6 +344,10 @@ func deploymentID(data []byte) string {
 // (clusters/<cluster-id>/<name>.yaml).
 func IsDeploymentPath(p string) bool { return fileKind(p) == "deployment" }
 
+// IsOperatorPath reports whether p is where the registry keeps a user or a
+// cluster (users/<id>.yaml, clusters/<id>.yaml).
+func IsOperatorPath(p string) bool { k := fileKind(p); return k == "user" || k == "cluster" }
+
 // IsClusterPath reports whether p is a cluster record (clusters/<id>.yaml).
 func IsClusterPath(p string) bool { return fileKind(p) == "cluster" }
 

@@ -21,7 +21,7 @@ var chartFS embed.FS
 // keeps them equal.
 const (
 	BuiltinChartName    = "mengi-app"
-	BuiltinChartVersion = "1.0.0"
+	BuiltinChartVersion = "1.1.0"
 )
 
 // BuiltinChart loads a fresh copy of the built-in chart of Docker

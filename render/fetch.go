@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	neturl "net/url"
 	"strings"
@@ -18,6 +17,9 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
+
+	"github.com/mengi-cloud/gitops/fetchguard"
+	"github.com/mengi-cloud/gitops/schema"
 )
 
 // Size limits of downloads.
@@ -39,6 +41,9 @@ func (k chartKey) String() string { return k.Repo + " " + k.Name + " " + k.Versi
 // and its reference "name version sha256:<hex>". A chart version is taken
 // to be immutable: once in the cache it is never fetched again.
 func (r *Renderer) fetchChart(ctx context.Context, repoURL, name, version string) (*chart.Chart, string, error) {
+	if schema.URLHasUserinfo(repoURL) {
+		return nil, "", invalidSpec("helm_repo_url", "%s: %s", schema.RedactURL(repoURL), userinfoRefused)
+	}
 	key := chartKey{Repo: strings.TrimRight(repoURL, "/"), Name: name, Version: version}
 	if ch, ref, ok := r.cached(key); ok {
 		return ch, ref, nil
@@ -170,18 +175,26 @@ func sameVersion(a, b string) bool {
 	return errA == nil && errB == nil && va.Equal(vb) && va.Metadata() == vb.Metadata()
 }
 
-// defaultHTTPClient bounds connecting, TLS and waiting for headers; the
-// whole fetch is bounded by FetchTimeout through the context.
-func defaultHTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   15 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   4,
-		ForceAttemptHTTP2:     true,
-	}}
+// Messages about credentials.
+const (
+	needsCredentials = "the repository needs credentials: the operator configures them with mengi agent --fetch-credentials"
+	userinfoRefused  = "a user name or password in the URL is not allowed; the operator configures credentials (mengi agent --fetch-credentials)"
+)
+
+// unreachable reports a failed connection to url: the guard's one text for
+// every cause (refused, closed port, timeout, DNS, TLS), naming url, so
+// that a status never tells one from another; temporary, as a network
+// problem may pass. Other errors keep their text.
+func unreachable(field, url string, err error) *Error {
+	var ge *fetchguard.Error
+	if errors.As(err, &ge) {
+		return temporary(field, ge.At(url))
+	}
+	var ue *neturl.Error // says "Get <url>: ..." again
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return temporary(field, fmt.Errorf("GET %s: %w", url, err))
 }
 
 // get reads url's body, at most limit bytes. Problems are blamed on field.
@@ -192,11 +205,7 @@ func (r *Renderer) get(ctx context.Context, url, field string, limit int64) ([]b
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		var ue *neturl.Error // says "Get <url>: ..." again
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, temporary(field, fmt.Errorf("GET %s: %w", req.URL.Redacted(), err))
+		return nil, unreachable(field, fetchguard.Redact(req.URL), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -205,13 +214,13 @@ func (r *Renderer) get(ctx context.Context, url, field string, limit int64) ([]b
 			return nil, temporary(field, err)
 		}
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-			err = fmt.Errorf("%w (repositories that need credentials are not supported)", err)
+			err = fmt.Errorf("%w (%s)", err, needsCredentials)
 		}
 		return nil, unavailable(field, err)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, temporary(field, fmt.Errorf("GET %s: %w", req.URL.Redacted(), err))
+		return nil, unreachable(field, fetchguard.Redact(req.URL), err)
 	}
 	if int64(len(data)) > limit {
 		return nil, unavailable(field, fmt.Errorf("GET %s: larger than %d MiB", req.URL.Redacted(), limit>>20))

@@ -22,11 +22,16 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 
+	"github.com/mengi-cloud/gitops/fetchguard"
 	"github.com/mengi-cloud/gitops/render"
 	"github.com/mengi-cloud/gitops/schema"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// allowLoopback admits the test servers of this package (on 127.0.0.1),
+// which the fetch guard refuses by default.
+var allowLoopback = fetchguard.Options{Allow: []string{"127.0.0.1/32"}}
 
 // testContext is a context that ends with the test.
 func testContext(t *testing.T) context.Context {

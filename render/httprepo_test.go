@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mengi-cloud/gitops/fetchguard"
 	"github.com/mengi-cloud/gitops/render"
 	"github.com/mengi-cloud/gitops/schema"
 )
@@ -104,7 +105,7 @@ func TestChartRepository(t *testing.T) {
 		{name: "server error", repo: failing.URL, reason: render.ReasonChartUnavailable, field: "helm_repo_url", temporary: true,
 			msgs: []string{"503 Service Unavailable"}},
 		{name: "unreachable", repo: closed.URL, reason: render.ReasonChartUnavailable, field: "helm_repo_url", temporary: true,
-			msgs: []string{"connect"}},
+			msgs: []string{"cannot fetch " + closed.URL + "/index.yaml: the host could not be reached or is not allowed"}},
 
 		{name: "values refused by the chart's schema", repo: good.RepoURL(), values: ptr("replicaCount: many\n"),
 			reason: render.ReasonInvalidSpec, field: "custom_values_yaml", msgs: []string{"values.schema.json: mini: at '/replicaCount': got string, want integer"}},
@@ -129,7 +130,7 @@ func TestChartRepository(t *testing.T) {
 			if tc.values != nil {
 				d.Spec.CustomValuesYAML = tc.values
 			}
-			r := newRenderer(t, render.Options{})
+			r := newRenderer(t, render.Options{Fetch: allowLoopback})
 			rel, err := r.Render(testContext(t), d, nil)
 			if tc.reason == "" {
 				if err != nil {
@@ -156,7 +157,7 @@ func TestChartCache(t *testing.T) {
 	cache := t.TempDir()
 	d := helmDeployment(t, helmCase, repo.RepoURL())
 
-	r := newRenderer(t, render.Options{CacheDir: cache})
+	r := newRenderer(t, render.Options{CacheDir: cache, Fetch: allowLoopback})
 	var wg sync.WaitGroup
 	refs := make([]string, 8)
 	for i := range refs {
@@ -179,7 +180,7 @@ func TestChartCache(t *testing.T) {
 	}
 
 	repo.Close()
-	second := newRenderer(t, render.Options{CacheDir: cache})
+	second := newRenderer(t, render.Options{CacheDir: cache, Fetch: allowLoopback})
 	rel, err := second.Render(testContext(t), d, nil)
 	if err != nil {
 		t.Fatalf("Render from the cache with the repository stopped: %v", err)
@@ -192,14 +193,14 @@ func TestChartCache(t *testing.T) {
 	if err := os.WriteFile(archive, []byte("damaged"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = newRenderer(t, render.Options{CacheDir: cache}).Render(testContext(t), d, nil)
-	wantError(t, err, render.ReasonChartUnavailable, "helm_repo_url", "connect")
+	_, err = newRenderer(t, render.Options{CacheDir: cache, Fetch: allowLoopback}).Render(testContext(t), d, nil)
+	wantError(t, err, render.ReasonChartUnavailable, "helm_repo_url", "cannot fetch "+repo.RepoURL()+"/index.yaml: "+fetchguard.Unreachable)
 	if _, statErr := os.Stat(archive); !os.IsNotExist(statErr) {
 		t.Errorf("the damaged archive is still in the cache: %v", statErr)
 	}
 
 	// Without a cache, the stopped repository is needed.
-	_, err = newRenderer(t, render.Options{}).Render(testContext(t), d, nil)
+	_, err = newRenderer(t, render.Options{Fetch: allowLoopback}).Render(testContext(t), d, nil)
 	wantError(t, err, render.ReasonChartUnavailable, "helm_repo_url")
 }
 
@@ -219,7 +220,7 @@ func TestChartFetchHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	begin := time.Now()
-	_, err := newRenderer(t, render.Options{}).Render(ctx, d, nil)
+	_, err := newRenderer(t, render.Options{Fetch: allowLoopback}).Render(ctx, d, nil)
 	re := wantError(t, err, render.ReasonChartUnavailable, "helm_repo_url")
 	if !re.Temporary || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v: Temporary %v, context.DeadlineExceeded %v; want both", err, re.Temporary, errors.Is(err, context.DeadlineExceeded))
@@ -228,7 +229,7 @@ func TestChartFetchHonoursContext(t *testing.T) {
 		t.Errorf("Render took %s after the context ended", took)
 	}
 
-	_, err = newRenderer(t, render.Options{FetchTimeout: 200 * time.Millisecond}).Render(testContext(t), d, nil)
+	_, err = newRenderer(t, render.Options{FetchTimeout: 200 * time.Millisecond, Fetch: allowLoopback}).Render(testContext(t), d, nil)
 	if re := wantError(t, err, render.ReasonChartUnavailable, "helm_repo_url"); !re.Temporary {
 		t.Errorf("a fetch timeout is not Temporary: %v", err)
 	}
@@ -247,7 +248,7 @@ func TestHelmValues(t *testing.T) {
 		{name: "keys sorted, YAML 1.1 read as Helm does", custom: "z: 1\na: yes\nm: {b: 2.50, a: \"x\"}\n",
 			want: "a: true\nglobal:\n  mengi:\n    deploymentId: ID\nm:\n  a: x\n  b: 2.5\nz: 1\n"},
 	}
-	r := newRenderer(t, render.Options{})
+	r := newRenderer(t, render.Options{Fetch: allowLoopback})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := helmDeployment(t, "testdata/deployments/helm-chart-defaults.yaml", repo.RepoURL())

@@ -30,7 +30,7 @@ func TestHelmInstall(t *testing.T) {
 	cs := kubernetes.NewForConfigOrDie(clustertest.RESTConfig(t))
 	v1, _ := miniVersions(t)
 	repo := newChartRepo(t, repoChart{name: "mini", version: "0.1.0", data: v1})
-	r := newRenderer(t, render.Options{})
+	r := newRenderer(t, render.Options{Fetch: allowLoopback})
 
 	cases := []struct {
 		name      string
@@ -39,7 +39,7 @@ func TestHelmInstall(t *testing.T) {
 		unlabeled []string // hooks: Helm does not post-render them
 	}{
 		{name: "built-in chart", d: readDeployment(t, "../examples/web_app.yaml"),
-			labelled: []string{"Deployment/blog", "Service/blog", "Ingress/blog", "ConfigMap/blog-env", "PersistentVolumeClaim/blog-data"}},
+			labelled: []string{"Deployment/blog", "Service/blog", "Ingress/blog", "Secret/blog-env", "PersistentVolumeClaim/blog-data"}},
 		{name: "user chart", d: helmDeployment(t, helmCase, repo.RepoURL()),
 			labelled:  []string{"Deployment/grafana-mini", "Service/grafana-mini", "ConfigMap/grafana-mini"},
 			unlabeled: []string{"ConfigMap/grafana-mini-installed"}},
@@ -101,6 +101,8 @@ func objectLabel(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns,
 		m, err = cs.NetworkingV1().Ingresses(ns).Get(ctx, name, get)
 	case "ConfigMap/":
 		m, err = cs.CoreV1().ConfigMaps(ns).Get(ctx, name, get)
+	case "Secret/":
+		m, err = cs.CoreV1().Secrets(ns).Get(ctx, name, get)
 	case "PersistentVolumeClaim/":
 		m, err = cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, get)
 	default:

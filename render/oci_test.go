@@ -113,7 +113,7 @@ func TestOCIRegistry(t *testing.T) {
 				reg.tamper.Store(&p)
 				defer reg.tamper.Store(nil)
 			}
-			rel, err := newRenderer(t, render.Options{}).Render(testContext(t), d, nil)
+			rel, err := newRenderer(t, render.Options{Fetch: allowLoopback}).Render(testContext(t), d, nil)
 			if tc.reason != "" {
 				wantError(t, err, tc.reason, tc.field, tc.msgs...)
 				return
@@ -133,19 +133,19 @@ func TestOCIRegistry(t *testing.T) {
 	t.Run("cache", func(t *testing.T) {
 		cache := t.TempDir()
 		d := helmDeployment(t, helmCase, repoURL)
-		first, err := newRenderer(t, render.Options{CacheDir: cache}).Render(testContext(t), d, nil)
+		first, err := newRenderer(t, render.Options{CacheDir: cache, Fetch: allowLoopback}).Render(testContext(t), d, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		reg.Close()
-		second, err := newRenderer(t, render.Options{CacheDir: cache}).Render(testContext(t), d, nil)
+		second, err := newRenderer(t, render.Options{CacheDir: cache, Fetch: allowLoopback}).Render(testContext(t), d, nil)
 		if err != nil {
 			t.Fatalf("Render from the cache with the registry stopped: %v", err)
 		}
 		if first.ChartRef != second.ChartRef || first.ValuesYAML != second.ValuesYAML {
 			t.Errorf("the cached rendering differs: %s / %s", first.ChartRef, second.ChartRef)
 		}
-		_, err = newRenderer(t, render.Options{}).Render(testContext(t), d, nil)
+		_, err = newRenderer(t, render.Options{Fetch: allowLoopback}).Render(testContext(t), d, nil)
 		if re := wantError(t, err, render.ReasonChartUnavailable, "helm_repo_url"); !re.Temporary {
 			t.Errorf("an unreachable registry is not Temporary: %v", err)
 		}

@@ -13,7 +13,7 @@ import (
 func TestPostRenderer(t *testing.T) {
 	v1, _ := miniVersions(t)
 	repo := newChartRepo(t, repoChart{name: "mini", version: "0.1.0", data: v1})
-	rel, err := newRenderer(t, render.Options{}).Render(testContext(t), helmDeployment(t, helmCase, repo.RepoURL()), nil)
+	rel, err := newRenderer(t, render.Options{Fetch: allowLoopback}).Render(testContext(t), helmDeployment(t, helmCase, repo.RepoURL()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"helm.sh/helm/v3/pkg/postrender"
 	"sigs.k8s.io/yaml"
 
+	"github.com/mengi-cloud/gitops/fetchguard"
 	"github.com/mengi-cloud/gitops/schema"
 )
 
@@ -29,7 +30,7 @@ type Release struct {
 	// deployments, the fetched chart for Helm deployments. It is a fresh
 	// copy for this Release; Helm may modify it while applying.
 	Chart *chart.Chart
-	// ChartRef names the chart for logs and events: "mengi-app 1.0.0" for
+	// ChartRef names the chart for logs and events: "mengi-app 1.1.0" for
 	// the built-in chart, "<name> <version> sha256:<digest of the .tgz>" for
 	// a fetched one.
 	ChartRef string
@@ -72,15 +73,17 @@ const (
 	DefaultFetchTimeout = 2 * time.Minute
 )
 
-// Options configure a Renderer. The zero value works: no chart cache, a
-// default HTTP client, no logs.
+// Options configure a Renderer. The zero value works: no chart cache,
+// fetches from public addresses only, no logs.
 type Options struct {
 	// CacheDir keeps fetched charts (see cache.go): <CacheDir>/charts/...
 	// Empty: no cache, every render of a Helm deployment fetches its chart.
 	CacheDir string
-	// HTTPClient fetches charts (index.yaml, .tgz, OCI registries). Nil: a
-	// client with connection, TLS and header timeouts.
-	HTTPClient *http.Client
+	// Fetch guards every chart fetch (index.yaml, .tgz, OCI registries):
+	// which addresses may be reached (Fetch.Allow), through which proxy,
+	// with which credentials (package fetchguard). The zero value reaches
+	// public addresses only, anonymously. Fetch.Logger defaults to Logger.
+	Fetch fetchguard.Options
 	// Logger receives debug and info lines about fetches. Nil: discarded.
 	Logger *slog.Logger
 	// ClusterIssuer is the cert-manager ClusterIssuer named in every
@@ -100,7 +103,7 @@ type Options struct {
 type Renderer struct {
 	opts   Options
 	log    *slog.Logger
-	client *http.Client
+	client *http.Client // guarded by opts.Fetch
 	kube   *chartutil.KubeVersion
 	cache  *chartCache // nil without CacheDir
 
@@ -108,16 +111,21 @@ type Renderer struct {
 	fetches map[string]chan struct{} // one fetch per chart at a time
 }
 
-// New returns a Renderer. It fails when KubeVersion cannot be parsed or
-// CacheDir cannot be created.
+// New returns a Renderer. It fails when KubeVersion cannot be parsed,
+// CacheDir cannot be created or Fetch has a bad allow-list entry or proxy.
 func New(opts Options) (*Renderer, error) {
-	r := &Renderer{opts: opts, log: opts.Logger, client: opts.HTTPClient, fetches: map[string]chan struct{}{}}
+	r := &Renderer{opts: opts, log: opts.Logger, fetches: map[string]chan struct{}{}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	if r.client == nil {
-		r.client = defaultHTTPClient()
+	if r.opts.Fetch.Logger == nil {
+		r.opts.Fetch.Logger = r.log
 	}
+	guard, err := fetchguard.New(r.opts.Fetch)
+	if err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	r.client = guard.Client()
 	if r.opts.ClusterIssuer == "" {
 		r.opts.ClusterIssuer = DefaultClusterIssuer
 	}

@@ -28,7 +28,7 @@ func (s *Spec) check(prefix []any, prior Errors) Errors {
 		// locations (a duplicate name and its entry's value/secret_ref) both
 		// report.
 		if !prior.has(e.Loc) && !slices.ContainsFunc(out, func(o FieldError) bool { return slices.Equal(o.Loc, e.Loc) }) {
-			out = append(out, e)
+			out = append(out, Errors{e}.redactInputs()...)
 		}
 	}
 	valueErr := func(l []any, input any, format string, args ...any) {
@@ -95,6 +95,10 @@ func (s *Spec) check(prefix []any, prior Errors) Errors {
 	}
 	if s.AppType == AppDatabase && (s.StorageSizeGB != nil || len(s.Volumes) > 0) && s.Replicas != nil && *s.Replicas > 1 {
 		valueErr(loc(prefix, "replicas"), *s.Replicas, "a database with storage runs at most 1 replica (its pods would share one volume)")
+	}
+
+	if s.HelmRepoURL != nil && URLHasUserinfo(*s.HelmRepoURL) {
+		add(FieldError{Type: "value_error", Loc: loc(prefix, "helm_repo_url"), Msg: msgURLUserinfo, Input: *s.HelmRepoURL})
 	}
 
 	if prior.has(loc(prefix, "deployment_type")) {

@@ -28,7 +28,7 @@ func checkSchema(sch *jsonschema.Schema, doc any, prefix []any) Errors {
 	var out Errors
 	seen := map[string]bool{}
 	collectLeaves(ve, func(leaf *jsonschema.ValidationError) {
-		for _, e := range fieldErrors(leaf, doc, prefix) {
+		for _, e := range fieldErrors(leaf, doc, prefix).redactInputs() {
 			// Like Pydantic, one problem per value: the first constraint
 			// that fails (an empty name is too short, not also a bad label).
 			key, _ := json.Marshal(e.Loc)

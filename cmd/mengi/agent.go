@@ -18,16 +18,17 @@ import (
 	"github.com/mengi-cloud/gitops/schema"
 )
 
-// agentFlags are the agent's tuning flags, shared by `agent` and `up`.
+// agentFlags are the agent's tuning and fetch flags, shared by `agent` and
+// `up`.
 func agentFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.IntFlag{Name: "workers", Usage: "deployments reconciled at once", Value: 4},
 		&cli.DurationFlag{Name: "health-timeout", Usage: "how long a release may take to become healthy", Value: 2 * time.Minute},
 		&cli.DurationFlag{Name: "drift-interval", Usage: "how often releases are checked for changes made by hand (0: never)", Value: 30 * time.Second},
 		&cli.StringFlag{Name: "chart-cache", Usage: "folder for fetched Helm charts (default: <repo>/../charts)"},
 		&cli.IntFlag{Name: "prune-hold-percent", Value: 25,
 			Usage: "a commit removing the files of at least two and more than this percentage of a cluster's deployments (or all of them) waits for `mengi prune --confirm`"},
-	}
+	}, fetchFlags()...)
 }
 
 func agentCommand() *cli.Command {
@@ -58,6 +59,9 @@ func agentCommand() *cli.Command {
 				return err
 			}
 			defer repos.Close()
+			if err := servercmd.InstallPushCheck(repos); err != nil {
+				return err
+			}
 			return runAgent(c, repos, log)
 		},
 	}
@@ -85,7 +89,11 @@ func newAgent(c *cli.Context, repos *registry.Repos, log *slog.Logger) (*agent.A
 	if holdPct < 1 || holdPct > 100 {
 		return nil, fmt.Errorf("--prune-hold-percent %d: give 1 to 100", holdPct)
 	}
-	renderer, err := render.New(render.Options{CacheDir: cache, Logger: log})
+	fetch, err := fetchOptions(c, log)
+	if err != nil {
+		return nil, err
+	}
+	renderer, err := render.New(render.Options{CacheDir: cache, Logger: log, Fetch: fetch})
 	if err != nil {
 		return nil, err
 	}

@@ -28,17 +28,19 @@ func renderCommand() *cli.Command {
 		ArgsUsage: "FILE",
 		Description: "Renders a deployment file as the agent does: the values document (values_yaml) or,\n" +
 			"with --manifests, every Kubernetes object of the Helm release, so that a pull request\n" +
-			"can show exactly what changes. A Helm deployment's chart is fetched (and cached).\n" +
+			"can show exactly what changes. A Helm deployment's chart is fetched (and cached) as the\n" +
+			"agent fetches it: public addresses only unless --allow-fetch, credentials from\n" +
+			"--fetch-credentials.\n" +
 			"The cluster's domain (for the Ingress host) is --cluster-domain or, when the file sits\n" +
 			"at clusters/<cluster_id>/<name>.yaml, the domain of clusters/<cluster_id>.yaml.\n" +
 			"Problems are printed as FILE:LINE: FIELD: MESSAGE; exits 1 for a problem, 2 when the\n" +
 			"file cannot be read.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "manifests", Usage: "print the Kubernetes objects instead of values_yaml"},
 			&cli.StringFlag{Name: "cluster-domain", Usage: "the cluster's domain (default: from the cluster record beside the file, else none: no Ingress)"},
 			&cli.StringFlag{Name: "kube-version", Usage: "Kubernetes version to render for", Value: render.DefaultKubeVersion},
 			&cli.StringFlag{Name: "cache", Usage: "cache folder for fetched charts", Value: defaultCacheDir(), EnvVars: []string{"MENGI_CACHE"}},
-		},
+		}, fetchFlags()...),
 		Action: runRender,
 	}
 }
@@ -63,10 +65,16 @@ func runRender(c *cli.Context) error {
 	if !c.IsSet("cluster-domain") {
 		domain = recordDomain(file, d.Spec.ClusterID)
 	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	fetch, err := fetchOptions(c, log)
+	if err != nil {
+		return cli.Exit("mengi render: "+err.Error(), renderUnreadable)
+	}
 	r, err := render.New(render.Options{
 		CacheDir:    c.String("cache"),
 		KubeVersion: c.String("kube-version"),
-		Logger:      slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:      log,
+		Fetch:       fetch,
 	})
 	if err != nil {
 		return cli.Exit("mengi render: "+err.Error(), renderUnreadable)

@@ -65,6 +65,9 @@ func up(c *cli.Context) error {
 		return err
 	}
 	defer repos.Close()
+	if err := servercmd.InstallPushCheck(repos); err != nil {
+		return err
+	}
 	store, reg := repos.Deployments, repos.Registry
 	key, err := devKey(c, reg, filepath.Join(data, "dev-key"))
 	if err != nil {

@@ -335,3 +335,26 @@ func TestValidateIsACommand(t *testing.T) {
 	}
 	t.Error("mengi has no validate command")
 }
+
+// TestValidateRepoCredentials: a helm_repo_url with a password is a
+// problem at its line, and the password is not printed.
+func TestValidateRepoCredentials(t *testing.T) {
+	const password = "validate-Secret-7"
+	data, err := os.ReadFile("testdata/render/repo/clusters/6f1c3a52-8d4e-4b7a-9c2e-5d8f0a1b2c3d/grafana.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "grafana.yaml")
+	withPass := strings.Replace(string(data), "http://127.0.0.1:1/charts", "https://ci:"+password+"@charts.example.com/charts", 1)
+	if err := os.WriteFile(file, []byte(withPass), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code, msg := runValidate(t, file)
+	want := file + ":15: spec.helm_repo_url: Value error, helm_repo_url must not contain a user name or password"
+	if code != 1 || !strings.HasPrefix(stdout, want) {
+		t.Errorf("exit %d %q, stdout %q; want 1 and %q", code, msg, stdout, want)
+	}
+	if strings.Contains(stdout+stderr+msg, password) {
+		t.Errorf("the password was printed: %s%s", stdout, stderr)
+	}
+}

@@ -17,10 +17,10 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Commands are the server process's own commands: serve, keys, clusters
-// and prune (bench is BenchCommand).
+// Commands are the server process's own commands: serve, keys, clusters,
+// prune and check-push (bench is BenchCommand).
 func Commands() []*cli.Command {
-	return []*cli.Command{serveCommand(), keysCommand(), clustersCommand(), pruneCommand()}
+	return []*cli.Command{serveCommand(), keysCommand(), clustersCommand(), pruneCommand(), checkPushCommand()}
 }
 
 // NewApp is the command-line application called name, with the global

@@ -47,6 +47,9 @@ func serveCommand() *cli.Command {
 				return err
 			}
 			defer repos.Close()
+			if err := InstallPushCheck(repos); err != nil {
+				return err
+			}
 			return ServeAPI(c.Context, repos, c.String("listen"), c.Duration("shutdown-timeout"), log, nil)
 		},
 	}
