@@ -36,19 +36,22 @@ type Problem struct {
 	schema.FieldError
 }
 
-// String renders the problem as FILE:LINE: FIELD: MESSAGE (the line and
-// the field left out when unknown).
-func (p Problem) String() string {
+// String renders the problem as Line does.
+func (p Problem) String() string { return Line(p.Path, p.FieldError) }
+
+// Line renders a file's problem as FILE:LINE: FIELD: MESSAGE, leaving out
+// the line when it is unknown and the field for the whole document.
+func Line(path string, e schema.FieldError) string {
 	var b strings.Builder
-	b.WriteString(p.Path)
-	if p.Line > 0 {
-		fmt.Fprintf(&b, ":%d", p.Line)
+	b.WriteString(path)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
 	}
 	b.WriteString(": ")
-	if f := p.Field(); f != "" {
+	if f := e.Field(); f != "" {
 		b.WriteString(f + ": ")
 	}
-	b.WriteString(p.Msg)
+	b.WriteString(e.Msg)
 	return b.String()
 }
 
@@ -106,19 +109,32 @@ func checkFile(p string, b blob, owners map[string]string, reg Admitter) schema.
 	if b.data == nil {
 		return schema.Errors{{Line: 1, Msg: fmt.Sprintf("the file is %d bytes; a deployment file holds at most %d (%d MiB)", b.size, schema.MaxFileBytes, schema.MaxFileBytes>>20)}}
 	}
-	data := b.data
-	d, errs := schema.ParseFile(data)
+	d, errs := schema.ParseFile(b.data)
 	if errs != nil {
 		return errs
 	}
+	if owner, ok := owners[d.Metadata.ID]; ok && owner != d.Metadata.UserID {
+		errs = append(errs, schema.FieldError{Loc: []any{"metadata", "user_id"}, Line: schema.LineOf(b.data, "metadata", "user_id"),
+			Msg: "deployment " + d.Metadata.ID + " belongs to user " + owner + "; a deployment's owner never changes"})
+	}
+	return append(errs, Rules(p, b.data, d, reg)...)
+}
+
+// Rules checks a valid deployment d, the file holding data, beyond its
+// schema, as the store and the agent do: a file at repoPath (its path in
+// the repository; "" when unknown) must be where its spec says, and with a
+// registry (reg not nil), its cluster and owner must be registered and the
+// cluster must allow the owner.
+func Rules(repoPath string, data []byte, d *schema.Deployment, reg Admitter) schema.Errors {
+	var errs schema.Errors
 	problem := func(msg string, loc ...any) {
 		errs = append(errs, schema.FieldError{Loc: loc, Msg: msg, Line: schema.LineOf(data, loc...)})
 	}
-	if want := gitstore.DeploymentPath(d.Spec.ClusterID, d.Spec.Name); want != p {
+	if want := gitstore.DeploymentPath(d.Spec.ClusterID, d.Spec.Name); repoPath != "" && want != repoPath {
 		problem("spec.cluster_id and spec.name say the file should be at "+want, "spec", "name")
 	}
-	if owner, ok := owners[d.Metadata.ID]; ok && owner != d.Metadata.UserID {
-		problem("deployment "+d.Metadata.ID+" belongs to user "+owner+"; a deployment's owner never changes", "metadata", "user_id")
+	if reg == nil {
+		return errs
 	}
 	_, err := reg.Admit(d)
 	var denied *registry.AccessError

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mengi-cloud/gitops/gitstore"
+	"github.com/mengi-cloud/gitops/pushcheck"
 	"github.com/mengi-cloud/gitops/registry"
 	"github.com/mengi-cloud/gitops/schema"
 )
@@ -213,32 +214,24 @@ func (v *fileValidator) report(p string, errs schema.Errors) {
 }
 
 // crossCheck checks a valid deployment d (the file p holding data) as the
-// store and the agent do beyond the schema: its path, its id against the
-// other files, and with a registry, its cluster and owner.
+// store and the agent do beyond the schema: its path and, with a
+// registry, its cluster and owner (pushcheck.Rules), and its id against
+// the other files.
 func (v *fileValidator) crossCheck(p string, data []byte, d *schema.Deployment) schema.Errors {
-	var errs schema.Errors
-	problem := func(msg string, loc ...any) {
-		errs = append(errs, schema.FieldError{Loc: loc, Msg: msg, Line: schema.LineOf(data, loc...)})
+	repoPath := ""
+	if isDeploymentPath(p) {
+		repoPath = path.Join("clusters", filepath.Base(filepath.Dir(p)), filepath.Base(p))
 	}
-	if isDeploymentPath(p) && (filepath.Base(filepath.Dir(p)) != d.Spec.ClusterID || filepath.Base(p) != d.Spec.Name+".yaml") {
-		problem("spec.cluster_id and spec.name say the file should be at "+gitstore.DeploymentPath(d.Spec.ClusterID, d.Spec.Name), "spec", "name")
+	var reg pushcheck.Admitter
+	if v.reg != nil {
+		reg = v.reg
 	}
+	errs := pushcheck.Rules(repoPath, data, d, reg)
 	if other, taken := v.ids[d.Metadata.ID]; taken {
-		problem("metadata.id "+d.Metadata.ID+" is already used by "+other, "metadata", "id")
+		errs = append(errs, schema.FieldError{Loc: []any{"metadata", "id"}, Line: schema.LineOf(data, "metadata", "id"),
+			Msg: "metadata.id " + d.Metadata.ID + " is already used by " + other})
 	} else {
 		v.ids[d.Metadata.ID] = p
-	}
-	if v.reg == nil {
-		return errs
-	}
-	_, err := v.reg.Admit(d)
-	var denied *registry.AccessError
-	switch {
-	case errors.Is(err, registry.ErrUnknownCluster):
-		problem("cluster "+d.Spec.ClusterID+" is not registered", "spec", "cluster_id")
-	case errors.As(err, &denied):
-		field := strings.Split(denied.Field, ".")
-		problem(denied.Msg, field[0], field[1])
 	}
 	return errs
 }
@@ -251,21 +244,8 @@ func openRegistry(dir string) (*registry.Registry, error) {
 	return registry.Open(dir, gitstore.Options{})
 }
 
-// problemLine renders one problem as FILE:LINE: FIELD: MESSAGE, leaving
-// out the line when it is unknown and the field for the whole document.
-func problemLine(p string, e schema.FieldError) string {
-	var b strings.Builder
-	b.WriteString(p)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	b.WriteString(": ")
-	if f := e.Field(); f != "" {
-		b.WriteString(f + ": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+// problemLine renders one problem as FILE:LINE: FIELD: MESSAGE.
+func problemLine(p string, e schema.FieldError) string { return pushcheck.Line(p, e) }
 
 func (v *fileValidator) cannotRead(err error) {
 	v.unreadable++
