@@ -24,6 +24,9 @@ type ClusterSpec struct {
 	Domain     string
 	// Users are the emails allowed to deploy; empty allows everyone.
 	Users []string
+	// AllowPrivileged lets deployments run privileged pods (see
+	// schema.Cluster).
+	AllowPrivileged bool
 }
 
 var (
@@ -59,7 +62,8 @@ func AddCluster(ctx context.Context, store *gitstore.Store, spec ClusterSpec) (*
 	c := &schema.Cluster{
 		APIVersion: schema.APIVersion, Kind: schema.KindCluster, ID: id.String(), Name: spec.Name,
 		Kubeconfig: spec.Kubeconfig, Context: spec.Context, Provider: spec.Provider, Region: spec.Region,
-		Domain: spec.Domain, Users: spec.Users, CreatedAt: time.Now().UTC().Truncate(time.Second),
+		Domain: spec.Domain, Users: spec.Users, AllowPrivileged: spec.AllowPrivileged,
+		CreatedAt: time.Now().UTC().Truncate(time.Second),
 	}
 	_, err = store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
 		if v.ClusterByName(spec.Name) != nil {
