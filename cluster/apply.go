@@ -10,7 +10,6 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/postrender"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"helm.sh/helm/v3/pkg/storage/driver"
@@ -45,6 +44,10 @@ type Release struct {
 	// renders (hooks and crds/ excepted), through a Helm post-renderer, so
 	// the objects of any chart are findable by label.
 	ObjectLabels map[string]string
+	// AllowPrivileged lets the release's pods be privileged and use the
+	// host's namespaces, paths and ports (its cluster allows it); without
+	// it they must meet Pod Security "baseline". See PolicyError.
+	AllowPrivileged bool
 }
 
 // Applied is the result of Apply: the revision Helm stored, its manifest
@@ -60,6 +63,9 @@ type Applied struct {
 // Apply installs r, or upgrades it when the release exists, and returns
 // without waiting for the objects to become healthy (see Wait).
 //
+//   - r is confined to its namespace (see PolicyError and confine.go):
+//     when it would create anything else, Apply refuses it with a
+//     *PolicyError naming the objects, before anything is applied.
 //   - The namespace is created when missing, labelled mengi.cloud/managed=true;
 //     a namespace still terminating is waited for, then created afresh.
 //   - An existing release without mengi.cloud/managed=true is refused
@@ -78,8 +84,8 @@ type Applied struct {
 //     before the upgrade. Either way no second release is created.
 //   - An interrupted uninstall is finished, then the release installed anew.
 //
-// Errors are *ReleaseError (wrapping *UnreachableError when the cluster
-// could not be reached, or *NotManagedError).
+// Errors are *ReleaseError (wrapping *PolicyError, *UnreachableError when
+// the cluster could not be reached, or *NotManagedError).
 func (c *Conn) Apply(ctx context.Context, r Release) (*Applied, error) {
 	if err := r.validate(); err != nil {
 		return nil, &ReleaseError{Op: "apply", Namespace: r.Namespace, Name: r.Name, Err: err}
@@ -127,6 +133,13 @@ func (r *Release) validate() error {
 
 // apply runs the Helm action that brings the release to r.
 func (c *Conn) apply(ctx context.Context, r Release) (*release.Release, error) {
+	conf := confinement{namespace: r.Namespace, allowPrivileged: r.AllowPrivileged}
+	post := objectlabels.PostRenderer(r.ObjectLabels) // nil without labels
+	if !c.unconfined {
+		if err := c.precheck(ctx, r, conf, post); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.ensureNamespace(ctx, r.Namespace); err != nil {
 		return nil, err
 	}
@@ -134,39 +147,17 @@ func (c *Conn) apply(ctx context.Context, r Release) (*release.Release, error) {
 	if err != nil {
 		return nil, err
 	}
-	hist, err := history(cfg, r.Name)
+	install, replace, err := c.prepare(ctx, cfg, r)
 	if err != nil {
 		return nil, err
 	}
-	install, replace := len(hist) == 0, false
-	if !install {
-		last := hist[len(hist)-1]
-		if !isManaged(last) {
-			return nil, &NotManagedError{Namespace: r.Namespace, Name: r.Name}
-		}
-		switch st := last.Info.Status; {
-		case st.IsPending():
-			if install, err = c.recoverPending(ctx, cfg, hist); err != nil {
-				return nil, err
-			}
-		case st == release.StatusUninstalling:
-			c.log.WarnContext(ctx, "finishing an interrupted uninstall before installing", "release", r.Namespace+"/"+r.Name)
-			if err := c.purge(ctx, cfg, last); err != nil {
-				return nil, err
-			}
-			install = true
-		case st == release.StatusUninstalled: // kept history
-			install, replace = true, true
-		}
+	if !c.unconfined {
+		post = c.guard(ctx, cfg, conf, post)
 	}
 
 	labels := map[string]string{}
 	maps.Copy(labels, r.Labels)
 	labels[LabelManaged] = "true"
-	var post postrender.PostRenderer
-	if len(r.ObjectLabels) > 0 {
-		post = objectlabels.PostRenderer(r.ObjectLabels)
-	}
 	ch, vals := copyChart(r.Chart), copyValues(r.Values)
 	if vals == nil {
 		vals = map[string]any{}
@@ -182,6 +173,33 @@ func (c *Conn) apply(ctx context.Context, r Release) (*release.Release, error) {
 	up.MaxHistory = c.opts.MaxHistory
 	up.ResetValues = true // Helm would reuse the old values when vals is empty
 	return up.Run(r.Name, ch, vals)
+}
+
+// prepare reads the release's history and readies it for the next
+// revision: it refuses a release Mengi does not manage and recovers one an
+// interrupted operation left behind. It reports whether the release must be
+// installed (else upgraded), and whether over an uninstalled one kept in
+// history.
+func (c *Conn) prepare(ctx context.Context, cfg *action.Configuration, r Release) (install, replace bool, err error) {
+	hist, err := history(cfg, r.Name)
+	if err != nil || len(hist) == 0 {
+		return true, false, err
+	}
+	last := hist[len(hist)-1]
+	if !isManaged(last) {
+		return false, false, &NotManagedError{Namespace: r.Namespace, Name: r.Name}
+	}
+	switch st := last.Info.Status; {
+	case st.IsPending():
+		install, err = c.recoverPending(ctx, cfg, hist)
+		return install, false, err
+	case st == release.StatusUninstalling:
+		c.log.WarnContext(ctx, "finishing an interrupted uninstall before installing", "release", r.Namespace+"/"+r.Name)
+		return true, false, c.purge(ctx, cfg, last)
+	case st == release.StatusUninstalled: // kept history
+		return true, true, nil
+	}
+	return false, false, nil
 }
 
 // recoverPending repairs a release whose last revision an interrupted
