@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	psa "k8s.io/pod-security-admission/api"
 
 	"github.com/mengi-cloud/gitops/objectlabels"
 )
@@ -67,7 +68,12 @@ type Applied struct {
 //     when it would create anything else, Apply refuses it with a
 //     *PolicyError naming the objects, before anything is applied.
 //   - The namespace is created when missing, labelled mengi.cloud/managed=true;
-//     a namespace still terminating is waited for, then created afresh.
+//     a namespace still terminating is waited for, then created afresh. It
+//     is labelled with the Pod Security level its pods must meet
+//     (pod-security.kubernetes.io/enforce: baseline, or privileged with
+//     r.AllowPrivileged) and given the deployer Helm runs as: the
+//     ServiceAccount mengi-deployer, bound to the ClusterRole admin in the
+//     namespace only (see deployer.go).
 //   - An existing release without mengi.cloud/managed=true is refused
 //     (*NotManagedError).
 //   - A release whose last revision failed is upgraded; the upgrade's
@@ -131,7 +137,8 @@ func (r *Release) validate() error {
 	return nil
 }
 
-// apply runs the Helm action that brings the release to r.
+// apply runs the Helm action that brings the release to r, as the
+// namespace's deployer.
 func (c *Conn) apply(ctx context.Context, r Release) (*release.Release, error) {
 	conf := confinement{namespace: r.Namespace, allowPrivileged: r.AllowPrivileged}
 	post := objectlabels.PostRenderer(r.ObjectLabels) // nil without labels
@@ -140,10 +147,13 @@ func (c *Conn) apply(ctx context.Context, r Release) (*release.Release, error) {
 			return nil, err
 		}
 	}
-	if err := c.ensureNamespace(ctx, r.Namespace); err != nil {
+	if err := c.ensureNamespace(ctx, r.Namespace, conf.podSecurityLevel()); err != nil {
 		return nil, err
 	}
-	cfg, err := c.actionConfig(ctx, r.Namespace)
+	if err := c.ensureDeployer(ctx, r.Namespace); err != nil {
+		return nil, err
+	}
+	cfg, err := c.deployerConfig(ctx, r.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -257,14 +267,16 @@ func (c *Conn) purge(ctx context.Context, cfg *action.Configuration, last *relea
 }
 
 // ensureNamespace creates the namespace, labelled as Mengi's, unless it
-// exists; a namespace being deleted is waited for first.
-func (c *Conn) ensureNamespace(ctx context.Context, name string) error {
+// exists (a namespace being deleted is waited for first), and sets its Pod
+// Security enforce level.
+func (c *Conn) ensureNamespace(ctx context.Context, name string, level psa.Level) error {
 	api := c.clientset.CoreV1().Namespaces()
 	for {
 		ns, err := api.Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{LabelManaged: "true"}}}
+			ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name,
+				Labels: map[string]string{LabelManaged: "true", psa.EnforceLevelLabel: string(level)}}}
 			_, err = api.Create(ctx, ns, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
 				continue
@@ -272,7 +284,7 @@ func (c *Conn) ensureNamespace(ctx context.Context, name string) error {
 			if err != nil {
 				return fmt.Errorf("create namespace %s: %w", name, err)
 			}
-			c.log.InfoContext(ctx, "created namespace", "namespace", name)
+			c.log.InfoContext(ctx, "created namespace", "namespace", name, "pod_security", level)
 			return nil
 		case err != nil:
 			return fmt.Errorf("get namespace %s: %w", name, err)
@@ -282,7 +294,7 @@ func (c *Conn) ensureNamespace(ctx context.Context, name string) error {
 				return err
 			}
 		default:
-			return nil
+			return c.labelPodSecurity(ctx, ns, level)
 		}
 	}
 }

@@ -27,6 +27,9 @@ import (
 //     and the release storage refuses to record a release whose hooks fail
 //     the check; Helm records a release before it runs any hook or applies
 //     any object.
+//   - Helm runs as the namespace's deployer (deployer.go), and the
+//     namespace enforces Pod Security, so the API server refuses the same
+//     objects should anything above miss one.
 
 // precheck is the first check (see above); it applies nothing.
 func (c *Conn) precheck(ctx context.Context, r Release, conf confinement, post postrender.PostRenderer) error {

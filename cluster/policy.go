@@ -91,6 +91,15 @@ type confinement struct {
 	allowPrivileged bool
 }
 
+// podSecurityLevel is the Pod Security level enforced on the namespace,
+// the API server's own check of the same pod rules.
+func (c confinement) podSecurityLevel() psa.Level {
+	if c.allowPrivileged {
+		return psa.LevelPrivileged
+	}
+	return psa.LevelBaseline
+}
+
 // refuse returns a *PolicyError for vs; nil when there are none.
 func (c confinement) refuse(vs []Violation) error {
 	if len(vs) == 0 {
