@@ -61,6 +61,7 @@ const (
 	ReasonRenderFailed       = "RenderFailed"
 	ReasonChartUnavailable   = "ChartUnavailable"
 	ReasonApplyFailed        = "ApplyFailed"
+	ReasonPolicyViolation    = "PolicyViolation" // the chart would create objects outside its namespace, or privileged pods
 	ReasonHealthCheckFailed  = "HealthCheckFailed"
 	ReasonClusterUnreachable = "ClusterUnreachable"
 	ReasonUnknownCluster     = "UnknownCluster"

@@ -118,16 +118,22 @@ func (a *Agent) reconcile(ctx context.Context, path string, force bool) {
 	log.Info("applying", "step", "apply", "release", rel.Namespace+"/"+rel.Name, "chart", rel.ChartRef)
 	applied, err := conn.Apply(ctx, cluster.Release{
 		Name: rel.Name, Namespace: rel.Namespace, Chart: rel.Chart, Values: rel.Values,
-		Labels:       map[string]string{LabelManaged: "true", LabelDeploymentID: d.Metadata.ID, LabelClusterID: s.cluster.ID},
-		ObjectLabels: map[string]string{LabelDeploymentID: d.Metadata.ID},
+		Labels:          map[string]string{LabelManaged: "true", LabelDeploymentID: d.Metadata.ID, LabelClusterID: s.cluster.ID},
+		ObjectLabels:    map[string]string{LabelDeploymentID: d.Metadata.ID},
+		AllowPrivileged: s.cluster.AllowPrivileged,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return // shutting down; the next start re-checks everything
 		}
-		log.Warn("apply failed", "err", err)
-		a.setStatus(ctx, path, d, schema.Status{Phase: schema.PhaseFailed, Reason: ReasonApplyFailed, ErrorMessage: err.Error(),
-			SpecDigest: digest, ValuesYAML: rel.ValuesYAML, AppliedCommit: s.head.String()}, log)
+		st := schema.Status{Phase: schema.PhaseFailed, Reason: ReasonApplyFailed, ErrorMessage: err.Error(),
+			SpecDigest: digest, ValuesYAML: rel.ValuesYAML, AppliedCommit: s.head.String()}
+		var pe *cluster.PolicyError
+		if errors.As(err, &pe) { // nothing was applied; not retried until the spec changes
+			st.Phase, st.Reason, st.ErrorMessage = schema.PhaseError, ReasonPolicyViolation, pe.Error()
+		}
+		log.Warn("apply failed", "reason", st.Reason, "err", err)
+		a.setStatus(ctx, path, d, st, log)
 		return
 	}
 	log.Info("applying", "step", "wait", "revision", applied.Revision)

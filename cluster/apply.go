@@ -10,7 +10,6 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/postrender"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"helm.sh/helm/v3/pkg/storage/driver"
@@ -18,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	psa "k8s.io/pod-security-admission/api"
 
 	"github.com/mengi-cloud/gitops/objectlabels"
 )
@@ -45,6 +45,10 @@ type Release struct {
 	// renders (hooks and crds/ excepted), through a Helm post-renderer, so
 	// the objects of any chart are findable by label.
 	ObjectLabels map[string]string
+	// AllowPrivileged lets the release's pods be privileged and use the
+	// host's namespaces, paths and ports (its cluster allows it); without
+	// it they must meet Pod Security "baseline". See PolicyError.
+	AllowPrivileged bool
 }
 
 // Applied is the result of Apply: the revision Helm stored, its manifest
@@ -60,8 +64,16 @@ type Applied struct {
 // Apply installs r, or upgrades it when the release exists, and returns
 // without waiting for the objects to become healthy (see Wait).
 //
+//   - r is confined to its namespace (see PolicyError and confine.go):
+//     when it would create anything else, Apply refuses it with a
+//     *PolicyError naming the objects, before anything is applied.
 //   - The namespace is created when missing, labelled mengi.cloud/managed=true;
-//     a namespace still terminating is waited for, then created afresh.
+//     a namespace still terminating is waited for, then created afresh. It
+//     is labelled with the Pod Security level its pods must meet
+//     (pod-security.kubernetes.io/enforce: baseline, or privileged with
+//     r.AllowPrivileged) and given the deployer Helm runs as: the
+//     ServiceAccount mengi-deployer, bound to the ClusterRole admin in the
+//     namespace only (see deployer.go).
 //   - An existing release without mengi.cloud/managed=true is refused
 //     (*NotManagedError).
 //   - A release whose last revision failed is upgraded; the upgrade's
@@ -78,8 +90,8 @@ type Applied struct {
 //     before the upgrade. Either way no second release is created.
 //   - An interrupted uninstall is finished, then the release installed anew.
 //
-// Errors are *ReleaseError (wrapping *UnreachableError when the cluster
-// could not be reached, or *NotManagedError).
+// Errors are *ReleaseError (wrapping *PolicyError, *UnreachableError when
+// the cluster could not be reached, or *NotManagedError).
 func (c *Conn) Apply(ctx context.Context, r Release) (*Applied, error) {
 	if err := r.validate(); err != nil {
 		return nil, &ReleaseError{Op: "apply", Namespace: r.Namespace, Name: r.Name, Err: err}
@@ -125,48 +137,37 @@ func (r *Release) validate() error {
 	return nil
 }
 
-// apply runs the Helm action that brings the release to r.
+// apply runs the Helm action that brings the release to r, as the
+// namespace's deployer.
 func (c *Conn) apply(ctx context.Context, r Release) (*release.Release, error) {
-	if err := c.ensureNamespace(ctx, r.Namespace); err != nil {
+	conf := confinement{namespace: r.Namespace, allowPrivileged: r.AllowPrivileged}
+	post := objectlabels.PostRenderer(r.ObjectLabels) // nil without labels
+	if !c.unconfined {
+		if err := c.precheck(ctx, r, conf, post); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.ensureNamespace(ctx, r.Namespace, conf.podSecurityLevel()); err != nil {
 		return nil, err
 	}
-	cfg, err := c.actionConfig(ctx, r.Namespace)
+	if err := c.ensureDeployer(ctx, r.Namespace); err != nil {
+		return nil, err
+	}
+	cfg, err := c.deployerConfig(ctx, r.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	hist, err := history(cfg, r.Name)
+	install, replace, err := c.prepare(ctx, cfg, r)
 	if err != nil {
 		return nil, err
 	}
-	install, replace := len(hist) == 0, false
-	if !install {
-		last := hist[len(hist)-1]
-		if !isManaged(last) {
-			return nil, &NotManagedError{Namespace: r.Namespace, Name: r.Name}
-		}
-		switch st := last.Info.Status; {
-		case st.IsPending():
-			if install, err = c.recoverPending(ctx, cfg, hist); err != nil {
-				return nil, err
-			}
-		case st == release.StatusUninstalling:
-			c.log.WarnContext(ctx, "finishing an interrupted uninstall before installing", "release", r.Namespace+"/"+r.Name)
-			if err := c.purge(ctx, cfg, last); err != nil {
-				return nil, err
-			}
-			install = true
-		case st == release.StatusUninstalled: // kept history
-			install, replace = true, true
-		}
+	if !c.unconfined {
+		post = c.guard(ctx, cfg, conf, post)
 	}
 
 	labels := map[string]string{}
 	maps.Copy(labels, r.Labels)
 	labels[LabelManaged] = "true"
-	var post postrender.PostRenderer
-	if len(r.ObjectLabels) > 0 {
-		post = objectlabels.PostRenderer(r.ObjectLabels)
-	}
 	ch, vals := copyChart(r.Chart), copyValues(r.Values)
 	if vals == nil {
 		vals = map[string]any{}
@@ -182,6 +183,33 @@ func (c *Conn) apply(ctx context.Context, r Release) (*release.Release, error) {
 	up.MaxHistory = c.opts.MaxHistory
 	up.ResetValues = true // Helm would reuse the old values when vals is empty
 	return up.Run(r.Name, ch, vals)
+}
+
+// prepare reads the release's history and readies it for the next
+// revision: it refuses a release Mengi does not manage and recovers one an
+// interrupted operation left behind. It reports whether the release must be
+// installed (else upgraded), and whether over an uninstalled one kept in
+// history.
+func (c *Conn) prepare(ctx context.Context, cfg *action.Configuration, r Release) (install, replace bool, err error) {
+	hist, err := history(cfg, r.Name)
+	if err != nil || len(hist) == 0 {
+		return true, false, err
+	}
+	last := hist[len(hist)-1]
+	if !isManaged(last) {
+		return false, false, &NotManagedError{Namespace: r.Namespace, Name: r.Name}
+	}
+	switch st := last.Info.Status; {
+	case st.IsPending():
+		install, err = c.recoverPending(ctx, cfg, hist)
+		return install, false, err
+	case st == release.StatusUninstalling:
+		c.log.WarnContext(ctx, "finishing an interrupted uninstall before installing", "release", r.Namespace+"/"+r.Name)
+		return true, false, c.purge(ctx, cfg, last)
+	case st == release.StatusUninstalled: // kept history
+		return true, true, nil
+	}
+	return false, false, nil
 }
 
 // recoverPending repairs a release whose last revision an interrupted
@@ -239,14 +267,16 @@ func (c *Conn) purge(ctx context.Context, cfg *action.Configuration, last *relea
 }
 
 // ensureNamespace creates the namespace, labelled as Mengi's, unless it
-// exists; a namespace being deleted is waited for first.
-func (c *Conn) ensureNamespace(ctx context.Context, name string) error {
+// exists (a namespace being deleted is waited for first), and sets its Pod
+// Security enforce level.
+func (c *Conn) ensureNamespace(ctx context.Context, name string, level psa.Level) error {
 	api := c.clientset.CoreV1().Namespaces()
 	for {
 		ns, err := api.Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{LabelManaged: "true"}}}
+			ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name,
+				Labels: map[string]string{LabelManaged: "true", psa.EnforceLevelLabel: string(level)}}}
 			_, err = api.Create(ctx, ns, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
 				continue
@@ -254,7 +284,7 @@ func (c *Conn) ensureNamespace(ctx context.Context, name string) error {
 			if err != nil {
 				return fmt.Errorf("create namespace %s: %w", name, err)
 			}
-			c.log.InfoContext(ctx, "created namespace", "namespace", name)
+			c.log.InfoContext(ctx, "created namespace", "namespace", name, "pod_security", level)
 			return nil
 		case err != nil:
 			return fmt.Errorf("get namespace %s: %w", name, err)
@@ -264,7 +294,7 @@ func (c *Conn) ensureNamespace(ctx context.Context, name string) error {
 				return err
 			}
 		default:
-			return nil
+			return c.labelPodSecurity(ctx, ns, level)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/pod-security-admission/policy"
 
 	"github.com/mengi-cloud/gitops/schema"
 )
@@ -124,6 +125,11 @@ type Conn struct {
 	mapper    *restmapper.DeferredDiscoveryRESTMapper
 	expander  meta.RESTMapper // mapper with kubectl's short names
 
+	podSecurity policy.Evaluator // Pod Security Admission's checks
+	// unconfined turns Apply's policy check off, so tests can show that
+	// the API server alone refuses the same objects (export_test.go).
+	unconfined bool
+
 	releases   keyedLocks // "namespace/name"
 	namespaces keyedLocks
 }
@@ -192,6 +198,9 @@ func Connect(c *schema.Cluster, opts Options) (*Conn, error) {
 	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
+		return nil, &ConfigError{Cluster: name, Kubeconfig: c.Kubeconfig, Context: c.Context, Err: err}
+	}
+	if conn.podSecurity, err = newPodSecurity(); err != nil {
 		return nil, &ConfigError{Cluster: name, Kubeconfig: c.Kubeconfig, Context: c.Context, Err: err}
 	}
 	conn.discovery = memory.NewMemCacheClient(dc)

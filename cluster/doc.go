@@ -18,10 +18,19 @@
 // the namespace; Owned, Apply and Uninstall never touch an unmarked
 // release.
 //
+// A release is confined to its namespace (confine.go, policy.go): Apply
+// refuses, before applying anything, a chart that would create a
+// cluster-scoped object, an object in another namespace or (unless
+// Release.AllowPrivileged) a pod below Pod Security "baseline". Helm itself
+// runs as the namespace's ServiceAccount mengi-deployer, bound to the
+// ClusterRole admin there only, in a namespace labelled with its Pod
+// Security level (deployer.go), so the API server refuses the same.
+//
 // Errors are typed: *ConfigError (kubeconfig), *UnreachableError (the
 // agent's ClusterUnreachable), *ReleaseError (ApplyFailed; it may wrap an
-// *UnreachableError or a *NotManagedError), *HealthError
-// (HealthCheckFailed) and *StuckError (an uninstall that cannot finish).
+// *UnreachableError or a *NotManagedError, or a *PolicyError, the agent's
+// PolicyViolation), *HealthError (HealthCheckFailed) and *StuckError (an
+// uninstall that cannot finish).
 //
 // Every method honours its context: Helm's actions take none, so each runs
 // with a client whose requests end with the context, and runs to its end in

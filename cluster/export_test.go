@@ -12,3 +12,8 @@ import (
 func (c *Conn) ActionConfig(ctx context.Context, namespace string) (*action.Configuration, error) {
 	return c.actionConfig(ctx, namespace)
 }
+
+// Unconfined turns off Apply's own policy check (the dry run and the
+// guards), so a test can show that the API server alone refuses what the
+// check would: the deployer's RBAC and the namespace's Pod Security level.
+func (c *Conn) Unconfined() { c.unconfined = true }

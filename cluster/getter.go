@@ -29,7 +29,7 @@ func (c *Conn) RESTClientGetter(namespace string) genericclioptions.RESTClientGe
 type restClientGetter struct {
 	conn      *Conn
 	namespace string
-	config    *rest.Config // the Conn's, or one bound to a context
+	config    *rest.Config // the Conn's, or one bound to a context (and impersonating)
 }
 
 // ToRESTConfig implements genericclioptions.RESTClientGetter.
@@ -76,12 +76,19 @@ func (n *namespacedConfig) Namespace() (string, bool, error) {
 func (n *namespacedConfig) ConfigAccess() clientcmd.ConfigAccess { return n.getter.conn.access }
 
 // actionConfig returns a Helm configuration storing release records in
-// namespace ("" for all namespaces, to list), whose requests end when ctx
-// does. Helm's own calls take no context; binding it to the transport
-// makes Helm's actions return soon after ctx ends, so they can run
-// synchronously, with no goroutine left behind.
+// namespace ("" for all namespaces, to list), with the Conn's own
+// credentials, whose requests end when ctx does. Helm's own calls take no
+// context; binding it to the transport makes Helm's actions return soon
+// after ctx ends, so they can run synchronously, with no goroutine left
+// behind. Actions that change a release use deployerConfig instead.
 func (c *Conn) actionConfig(ctx context.Context, namespace string) (*action.Configuration, error) {
-	getter := &restClientGetter{conn: c, namespace: namespace, config: c.boundConfig(ctx)}
+	return c.helmConfig(ctx, namespace, c.boundConfig(ctx))
+}
+
+// helmConfig returns a Helm configuration of namespace whose requests use
+// rc.
+func (c *Conn) helmConfig(ctx context.Context, namespace string, rc *rest.Config) (*action.Configuration, error) {
+	getter := &restClientGetter{conn: c, namespace: namespace, config: rc}
 	cfg := new(action.Configuration)
 	log := c.log.With("namespace", namespace)
 	err := cfg.Init(getter, namespace, c.opts.HelmDriver, func(format string, v ...any) {

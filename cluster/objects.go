@@ -49,8 +49,26 @@ type manifestObject struct {
 // its objects, in manifest order, with namespaces filled in the way Helm
 // applies them: namespaced objects without one go to namespace.
 func (c *Conn) manifestObjects(ctx context.Context, manifest, namespace string) ([]manifestObject, error) {
+	items, err := decodeManifest(manifest)
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]manifestObject, 0, len(items))
+	for _, item := range items {
+		o, err := c.manifestObject(ctx, item, namespace)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, o)
+	}
+	return objs, nil
+}
+
+// decodeManifest parses a YAML stream into its objects in order, the items
+// of a List in its place; empty documents are skipped.
+func decodeManifest(manifest string) ([]*unstructured.Unstructured, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
-	var objs []manifestObject
+	var objs []*unstructured.Unstructured
 	for {
 		u := &unstructured.Unstructured{}
 		err := dec.Decode(&u.Object)
@@ -63,23 +81,16 @@ func (c *Conn) manifestObjects(ctx context.Context, manifest, namespace string) 
 		if len(u.Object) == 0 {
 			continue
 		}
-		items := []*unstructured.Unstructured{u}
-		if u.IsList() {
-			list, err := u.ToList()
-			if err != nil {
-				return nil, fmt.Errorf("parse manifest: %s: %w", u.GetKind(), err)
-			}
-			items = items[:0]
-			for i := range list.Items {
-				items = append(items, &list.Items[i])
-			}
+		if !u.IsList() {
+			objs = append(objs, u)
+			continue
 		}
-		for _, item := range items {
-			o, err := c.manifestObject(ctx, item, namespace)
-			if err != nil {
-				return nil, err
-			}
-			objs = append(objs, o)
+		list, err := u.ToList()
+		if err != nil {
+			return nil, fmt.Errorf("parse manifest: %s: %w", u.GetKind(), err)
+		}
+		for i := range list.Items {
+			objs = append(objs, &list.Items[i])
 		}
 	}
 }

@@ -8,12 +8,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -21,7 +24,8 @@ import (
 const miniChart = "../render/testdata/charts/mini"
 
 // packageChart packages the chart in dir as `helm package` would, with
-// its version set to version.
+// its version set to version, and without its crds/ folder: the agent
+// refuses a user's chart with CRDs (they are cluster-scoped).
 func packageChart(t *testing.T, dir, version string) []byte {
 	t.Helper()
 	ch, err := loader.LoadDir(dir)
@@ -29,6 +33,13 @@ func packageChart(t *testing.T, dir, version string) []byte {
 		t.Fatal(err)
 	}
 	ch.Metadata.Version = version
+	ch.Files = slices.DeleteFunc(ch.Files, func(f *chart.File) bool { return strings.HasPrefix(f.Name, "crds/") })
+	return saveChart(t, ch)
+}
+
+// saveChart packages ch as `helm package` would.
+func saveChart(t *testing.T, ch *chart.Chart) []byte {
+	t.Helper()
 	p, err := chartutil.Save(ch, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -129,4 +140,78 @@ func TestHelmDeployment(t *testing.T) {
 	if !strings.Contains(chart, "helm_chart_version: 0.2.0") || !strings.Contains(chart, "phase: running") {
 		t.Errorf("file after the upgrade:\n%s", chart)
 	}
+}
+
+// TestHelmPolicyViolation: a user's chart that would make a
+// ClusterRoleBinding of cluster-admin and a privileged Deployment gets
+// status error, reason PolicyViolation, naming both; nothing of it is
+// applied (not even its namespace), and it is not tried again.
+func TestHelmPolicyViolation(t *testing.T) {
+	t.Parallel()
+	ch := &chart.Chart{Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: "takeover", Version: "0.1.0"},
+		Templates: []*chart.File{{Name: "templates/admin.yaml", Data: []byte(`apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {{ .Release.Name }}-admin
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects:
+  - {kind: ServiceAccount, name: default, namespace: {{ .Release.Namespace }}}
+`)}, {Name: "templates/root.yaml", Data: []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: root
+spec:
+  selector: {matchLabels: {app: root}}
+  template:
+    metadata: {labels: {app: root}}
+    spec:
+      containers:
+        - {name: c, image: busybox:1.36, securityContext: {privileged: true}}
+`)}}}
+	repo := chartRepo(t, "takeover", map[string][]byte{"0.1.0": saveChart(t, ch)})
+	e := newEnv(t)
+	const name = "helm-takeover"
+	code, d := e.call(http.MethodPost, "/deployments", map[string]any{
+		"cluster_id": e.cluster.ID, "name": name, "app_type": "helm", "deployment_type": "helm",
+		"helm_repo_url": repo, "helm_chart_name": "takeover", "helm_chart_version": "0.1.0",
+	})
+	if code != http.StatusCreated {
+		t.Fatalf("POST: %d %v", code, d)
+	}
+	id := d["id"].(string)
+	d = e.waitFor(id, 60*time.Second, "error", status("error"))
+	msg, _ := d["error_message"].(string)
+	for _, want := range []string{
+		"ClusterRoleBinding " + name + "-admin (cluster-scoped)",
+		"Deployment " + e.ns(name) + "/root (privileged: container",
+		"a deployment may only create objects in its namespace " + e.ns(name),
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error_message %q does not say %q", msg, want)
+		}
+	}
+	if file := e.git("show", "main:"+e.path(name)); !strings.Contains(file, "reason: PolicyViolation") {
+		t.Errorf("file:\n%s", file)
+	}
+
+	ctx := context.Background()
+	if _, err := e.kube.RbacV1().ClusterRoleBindings().Get(ctx, name+"-admin", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the ClusterRoleBinding: %v; want it not found", err)
+	}
+	if _, err := e.kube.CoreV1().Namespaces().Get(ctx, e.ns(name), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace %s: %v; want nothing applied", e.ns(name), err)
+	}
+	e.waitSettled(30 * time.Second)
+	if n := e.logs.count("step=apply", "deployment=local/"+name); n != 1 {
+		t.Errorf("%d applies logged; want 1: a policy violation waits for a new spec", n)
+	}
+
+	// It can be deleted: there is nothing to uninstall.
+	if code, d := e.call(http.MethodDelete, "/deployments/"+id, nil); code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %v", code, d)
+	}
+	eventually(t, 60*time.Second, "the file removed", func() (bool, string) {
+		code, d := e.call(http.MethodGet, "/deployments/"+id, nil)
+		return code == http.StatusNotFound, fmt.Sprint(code, d)
+	})
 }

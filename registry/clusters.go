@@ -24,6 +24,9 @@ type ClusterSpec struct {
 	Domain     string
 	// Users are the emails allowed to deploy; empty allows everyone.
 	Users []string
+	// AllowPrivileged lets deployments run privileged pods (see
+	// schema.Cluster).
+	AllowPrivileged bool
 }
 
 var (
@@ -59,7 +62,8 @@ func (r *Registry) AddCluster(ctx context.Context, spec ClusterSpec) (*schema.Cl
 	c := &schema.Cluster{
 		APIVersion: schema.APIVersion, Kind: schema.KindCluster, ID: id.String(), Name: spec.Name,
 		Kubeconfig: spec.Kubeconfig, Context: spec.Context, Provider: spec.Provider, Region: spec.Region,
-		Domain: spec.Domain, Users: spec.Users, CreatedAt: time.Now().UTC().Truncate(time.Second),
+		Domain: spec.Domain, Users: spec.Users, AllowPrivileged: spec.AllowPrivileged,
+		CreatedAt: time.Now().UTC().Truncate(time.Second),
 	}
 	_, err = r.store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
 		if v.ClusterByName(spec.Name) != nil {
@@ -94,12 +98,17 @@ func (r *Registry) EnsureCluster(ctx context.Context, spec ClusterSpec) (*schema
 	}
 	next := *existing
 	next.Kubeconfig, next.Context, next.Provider, next.Region, next.Domain = spec.Kubeconfig, spec.Context, spec.Provider, spec.Region, spec.Domain
-	next.Users = spec.Users
+	next.Users, next.AllowPrivileged = spec.Users, spec.AllowPrivileged
 	if next.Kubeconfig == existing.Kubeconfig && next.Context == existing.Context && next.Provider == existing.Provider &&
-		next.Region == existing.Region && next.Domain == existing.Domain && slices.Equal(next.Users, existing.Users) {
+		next.Region == existing.Region && next.Domain == existing.Domain && slices.Equal(next.Users, existing.Users) &&
+		next.AllowPrivileged == existing.AllowPrivileged {
 		return existing, nil
 	}
-	next.Status = nil // a new connection: the agent checks it again
+	// A new connection: the agent checks it again. A held removal stays.
+	next.Status = nil
+	if st := existing.Status; st != nil && st.PruneHold != nil {
+		next.Status = &schema.ClusterStatus{PruneHold: st.PruneHold}
+	}
 	_, err := r.store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
 		content, err := schema.EncodeRecord(&next)
 		if err != nil {

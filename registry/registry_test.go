@@ -85,11 +85,13 @@ func TestAddCluster(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
 	c, err := s.AddCluster(ctx, registry.ClusterSpec{Name: "prod", Provider: "hetzner", Region: "fsn1",
-		Domain: "apps.example.com", Kubeconfig: "/etc/mengi/prod.kubeconfig", Users: []string{"ada@example.com"}})
+		Domain: "apps.example.com", Kubeconfig: "/etc/mengi/prod.kubeconfig", Users: []string{"ada@example.com"},
+		AllowPrivileged: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.ClusterByName("prod"); got == nil || got.ID != c.ID || !got.Allows("ADA@example.com") || got.Allows("bob@example.com") {
+	if got := s.ClusterByName("prod"); got == nil || got.ID != c.ID || !got.Allows("ADA@example.com") ||
+		got.Allows("bob@example.com") || !got.AllowPrivileged {
 		t.Fatalf("ClusterByName = %+v", got)
 	}
 	if _, err := s.AddCluster(ctx, registry.ClusterSpec{Name: "prod"}); err == nil || !strings.Contains(err.Error(), "already registered") {

@@ -60,20 +60,24 @@ type KeyCreate struct {
 // Cluster is a Kubernetes cluster deployments may target, stored at
 // `clusters/<id>.yaml` beside the folder of its deployments. Kubeconfig is a
 // path on the agent's machine (credentials never go into Git). An empty
-// Users list lets every user deploy to the cluster.
+// Users list lets every user deploy to the cluster. AllowPrivileged lets
+// deployments on it run privileged pods and pods that use the host's
+// namespaces, paths or ports (Pod Security "privileged" instead of
+// "baseline"); without it the agent refuses them.
 type Cluster struct {
-	APIVersion string         `json:"apiVersion"`
-	Kind       string         `json:"kind"`
-	ID         string         `json:"id"`
-	Name       string         `json:"name"`
-	Kubeconfig string         `json:"kubeconfig,omitempty"`
-	Context    string         `json:"context,omitempty"`
-	Provider   string         `json:"provider,omitempty"`
-	Region     string         `json:"region,omitempty"`
-	Domain     string         `json:"domain,omitempty"`
-	Users      []string       `json:"users,omitempty"`
-	CreatedAt  time.Time      `json:"created_at"`
-	Status     *ClusterStatus `json:"status,omitempty"`
+	APIVersion      string         `json:"apiVersion"`
+	Kind            string         `json:"kind"`
+	ID              string         `json:"id"`
+	Name            string         `json:"name"`
+	Kubeconfig      string         `json:"kubeconfig,omitempty"`
+	Context         string         `json:"context,omitempty"`
+	Provider        string         `json:"provider,omitempty"`
+	Region          string         `json:"region,omitempty"`
+	Domain          string         `json:"domain,omitempty"`
+	Users           []string       `json:"users,omitempty"`
+	AllowPrivileged bool           `json:"allow_privileged,omitempty"`
+	CreatedAt       time.Time      `json:"created_at"`
+	Status          *ClusterStatus `json:"status,omitempty"`
 }
 
 // ClusterStatus is the agent's view of a cluster: its reachability, and a

@@ -9,7 +9,7 @@ import (
 func TestRecordsRoundTrip(t *testing.T) {
 	c := &Cluster{APIVersion: APIVersion, Kind: KindCluster, ID: testClusterID, Name: "local",
 		Kubeconfig: "/etc/mengi/kubeconfig", Provider: "kwok", Region: "local", Domain: "apps.example.com",
-		Users: []string{"ana@example.com"}, CreatedAt: testCreated}
+		Users: []string{"ana@example.com"}, AllowPrivileged: true, CreatedAt: testCreated}
 	u := &User{APIVersion: APIVersion, Kind: KindUser, ID: testUserID, Name: "Ana", Email: "ana@example.com",
 		CreatedAt: testCreated, Keys: []APIKey{{Prefix: "mc_abcd", SHA256: strings.Repeat("0f", 32), CreatedAt: testCreated}}}
 	for _, rec := range []any{c, u} {
@@ -30,7 +30,8 @@ func TestRecordsRoundTrip(t *testing.T) {
 		}
 	}
 	data, _ := EncodeRecord(c)
-	if !strings.HasPrefix(string(data), "apiVersion: mengi.cloud/v1\nkind: Cluster\nid: ") {
+	if !strings.HasPrefix(string(data), "apiVersion: mengi.cloud/v1\nkind: Cluster\nid: ") ||
+		!strings.Contains(string(data), "\nallow_privileged: true\ncreated_at: ") {
 		t.Errorf("key order:\n%s", data)
 	}
 }

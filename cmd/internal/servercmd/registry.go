@@ -56,6 +56,7 @@ func clustersCommand() *cli.Command {
 				&cli.StringFlag{Name: "region", Usage: "shown as region in responses"},
 				&cli.StringFlag{Name: "domain", Usage: "DNS domain for ingress hosts: <deployment>.<domain>"},
 				&cli.StringSliceFlag{Name: "user", Usage: "email of a user allowed to deploy here (repeat; none: everyone)"},
+				&cli.BoolFlag{Name: "allow-privileged", Usage: "let deployments run privileged pods and use the host's network, PID and IPC namespaces, paths and ports"},
 			},
 			Action: func(c *cli.Context) error {
 				reg, closeRepos, err := RegistryOnly(c.Context, c.String("repo"), c.String("registry"))
@@ -66,7 +67,7 @@ func clustersCommand() *cli.Command {
 				cl, err := reg.AddCluster(c.Context, registry.ClusterSpec{
 					Name: c.String("name"), Kubeconfig: c.String("kubeconfig"), Context: c.String("context"),
 					Provider: c.String("provider"), Region: c.String("region"), Domain: c.String("domain"),
-					Users: c.StringSlice("user"),
+					Users: c.StringSlice("user"), AllowPrivileged: c.Bool("allow-privileged"),
 				})
 				if err != nil {
 					return err
