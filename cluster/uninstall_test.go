@@ -90,7 +90,10 @@ func TestUninstallStuckNamespace(t *testing.T) {
 		cms.Patch(ctx, "blocker", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
 	})
 
-	timeout := 8 * time.Second
+	// The namespace controller names the finalizer in the namespace's
+	// conditions only once it has deleted the rest, which takes longer
+	// while other tests delete namespaces too.
+	timeout := 20 * time.Second
 	begin := time.Now()
 	err = c.Uninstall(ctx, "app", ns, timeout)
 	took := time.Since(begin)
