@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -52,6 +53,9 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, user *schema.
 		expires = &t
 	}
 	key, stored, err := s.reg.CreateKey(r.Context(), user.ID, kc.Name, expires, author(user), requestTrailer(r))
+	if errors.Is(err, registry.ErrTooManyKeys) {
+		return errorf(http.StatusConflict, fmt.Sprintf("You hold %d keys, the most a user may; delete one first", registry.MaxKeys))
+	}
 	if err != nil {
 		return err
 	}

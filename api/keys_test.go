@@ -121,4 +121,16 @@ func TestKeyExpiry(t *testing.T) {
 	if after := e.gitIn(t, e.reg.Dir(), "rev-parse", "main"); after != before {
 		t.Errorf("a refused key body made a commit in the registry")
 	}
+
+	// At most registry.MaxKeys keys a user (Bob holds one).
+	for range registry.MaxKeys - 1 {
+		e.do(t, req{method: "POST", path: "/keys", key: e.bob.key, body: map[string]any{"name": "many"}}).expect(t, http.StatusCreated)
+	}
+	full := e.gitIn(t, e.reg.Dir(), "rev-parse", "main")
+	if d := e.do(t, req{method: "POST", path: "/keys", key: e.bob.key, body: map[string]any{"name": "one more"}}).expect(t, http.StatusConflict).detail(t); !strings.Contains(d, "delete one first") {
+		t.Errorf("key %d: %q", registry.MaxKeys+1, d)
+	}
+	if e.gitIn(t, e.reg.Dir(), "rev-parse", "main") != full {
+		t.Error("a refused key made a commit")
+	}
 }

@@ -76,7 +76,7 @@ var OpenAPI = sync.OnceValue(func() []byte {
 							"properties": map[string]any{"status": map[string]any{"const": "ok"}, "head": map[string]any{"type": "string"}}}}}}}},
 			},
 			"/keys": map[string]any{
-				"post": op("Create Key", "KeyCreate", "201", ref("NewKeyResponse"), nil, "413", "415"),
+				"post": op("Create Key", "KeyCreate", "201", ref("NewKeyResponse"), nil, "409", "413", "415"),
 				"get":  op("List Keys", "", "200", map[string]any{"type": "array", "items": ref("KeyResponse")}, nil),
 			},
 			"/keys/{id}": map[string]any{

@@ -111,6 +111,13 @@ func newStoredKey(name string, expires *time.Time) (string, schema.APIKey, error
 // ErrKeyNotFound is DeleteKey's error for a key the user does not hold.
 var ErrKeyNotFound = errors.New("key not found")
 
+// MaxKeys is how many keys one user may hold; CreateKey refuses more with
+// ErrTooManyKeys.
+const MaxKeys = 100
+
+// ErrTooManyKeys is CreateKey's error for a user who holds MaxKeys keys.
+var ErrTooManyKeys = fmt.Errorf("a user holds at most %d keys", MaxKeys)
+
 // CreateKey gives the user a new key named name (expiring at expires, or
 // never), in a commit authored by author (the user) with trailers, and
 // returns the key, to be shown once, and its stored form.
@@ -120,7 +127,10 @@ func (r *Registry) CreateKey(ctx context.Context, userID, name string, expires *
 		return "", schema.APIKey{}, err
 	}
 	err = r.changeKeys(ctx, userID, author, func(u *schema.User) (string, error) {
-		u.Keys = append(u.Keys, stored)
+		if len(u.Keys) >= MaxKeys {
+			return "", ErrTooManyKeys
+		}
+		u.Keys = append(slices.Clone(u.Keys), stored)
 		return "add key " + stored.Prefix + " (" + name + ")", nil
 	}, append([]gitstore.Trailer{{Key: "Key-Id", Value: stored.ID}}, trailers...))
 	if err != nil {
