@@ -132,7 +132,7 @@ func (r *Registry) Admit(d *schema.Deployment) (*schema.Cluster, error) {
 		return c, &AccessError{Field: "metadata.user_id", Msg: fmt.Sprintf("user %s is not registered", d.Metadata.UserID)}
 	case !c.Allows(u.Email):
 		return c, &AccessError{Field: "spec.cluster_id",
-			Msg: fmt.Sprintf("user %s may not deploy to cluster %s (an operator grants access with `mengi clusters add --user`)", u.Email, c.Name)}
+			Msg: fmt.Sprintf("user %s may not deploy to cluster %s (an operator grants access with `mengi clusters users`)", u.Email, c.Name)}
 	}
 	return c, nil
 }

@@ -67,3 +67,26 @@ func runGit(t *testing.T, dir string, args ...string) string {
 	}
 	return string(out)
 }
+
+// TestClustersUsersCommand: `mengi clusters users` sets who may deploy to
+// a cluster, keeping the rest of its record, in an operator's commit.
+func TestClustersUsersCommand(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	id := strings.TrimSpace(runMengi(t, "clusters", "add", "--repo", repo, "--name", "prod", "--kubeconfig", "/k", "--domain", "apps.example.com"))
+	runMengi(t, "clusters", "users", "--repo", repo, "--name", "prod", "--user", "ada@example.com", "--user", "bob@example.com")
+	if err := mengiCmd("clusters", "users", "--repo", repo, "--name", "nope").Run(); err == nil {
+		t.Error("an unknown cluster's users were set")
+	}
+	reg, err := registry.Open(registry.DefaultDir(repo), gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	c := reg.Cluster(id)
+	if c == nil || c.Kubeconfig != "/k" || c.Domain != "apps.example.com" || !c.Allows("bob@example.com") || c.Allows("eve@example.com") {
+		t.Errorf("cluster after setting its users: %+v", c)
+	}
+	if log := strings.TrimSpace(runGit(t, reg.Dir(), "log", "-1", "--format=%an|%s")); log != "Mengi operator|cluster prod: update" {
+		t.Errorf("registry commit %q", log)
+	}
+}

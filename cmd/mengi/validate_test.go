@@ -258,7 +258,7 @@ func TestValidateCrossChecks(t *testing.T) {
 	}
 	out, _, code, msg := runValidate(t, "--registry", regDir, dir)
 	with := append(slices.Clone(without),
-		denied+":11: spec.cluster_id: user ada@example.com may not deploy to cluster closed (an operator grants access with `mengi clusters add --user`)",
+		denied+":11: spec.cluster_id: user ada@example.com may not deploy to cluster closed (an operator grants access with `mengi clusters users`)",
 		unknown+":11: spec.cluster_id: cluster 6f1c3a52-8d4e-4b7a-9c2e-5d8f0a1b2c3d is not registered",
 		stranger+":7: metadata.user_id: user 01a21a25-0000-7000-8000-000000000000 is not registered",
 	)

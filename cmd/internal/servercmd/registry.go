@@ -75,6 +75,29 @@ func clustersCommand() *cli.Command {
 				fmt.Fprintln(c.App.Writer, cl.ID)
 				return nil
 			},
+		}, {
+			Name:  "users",
+			Usage: "set who may deploy to a registered cluster (no --user: everyone); the agent stops applying what others own there",
+			Flags: []cli.Flag{
+				RepoFlag(),
+				RegistryFlag(),
+				&cli.StringFlag{Name: "name", Usage: "the cluster's name", Required: true},
+				&cli.StringSliceFlag{Name: "user", Usage: "email of a user allowed to deploy here (repeat; none: everyone)"},
+			},
+			Action: func(c *cli.Context) error {
+				reg, closeRepos, err := RegistryOnly(c.Context, c.String("repo"), c.String("registry"))
+				if err != nil {
+					return err
+				}
+				defer closeRepos()
+				cl := reg.ClusterByName(c.String("name"))
+				if cl == nil {
+					return fmt.Errorf("no cluster named %q is registered", c.String("name"))
+				}
+				_, err = reg.EnsureCluster(c.Context, registry.ClusterSpec{Name: cl.Name, Kubeconfig: cl.Kubeconfig, Context: cl.Context,
+					Provider: cl.Provider, Region: cl.Region, Domain: cl.Domain, Users: c.StringSlice("user"), AllowPrivileged: cl.AllowPrivileged})
+				return err
+			},
 		}},
 	}
 }
