@@ -24,13 +24,8 @@ type KeyResponse struct {
 // NewKeyResponse is the answer to POST /keys: KeyResponse's fields and the
 // key, shown this once.
 type NewKeyResponse struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Prefix     string     `json:"prefix"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-	Key        string     `json:"key"`
+	KeyResponse
+	Key string `json:"key"`
 }
 
 func (s *Server) keyResponse(k schema.APIKey) KeyResponse {
@@ -59,9 +54,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, user *schema.
 	if err != nil {
 		return err
 	}
-	kr := s.keyResponse(stored)
-	writeJSON(w, http.StatusCreated, NewKeyResponse{ID: kr.ID, Name: kr.Name, Prefix: kr.Prefix, CreatedAt: kr.CreatedAt,
-		ExpiresAt: kr.ExpiresAt, LastUsedAt: kr.LastUsedAt, Key: key})
+	writeJSON(w, http.StatusCreated, NewKeyResponse{KeyResponse: s.keyResponse(stored), Key: key})
 	return nil
 }
 

@@ -164,8 +164,10 @@ func rewriteRefs(v any) any {
 func typeSchema(t reflect.Type) map[string]any {
 	props := map[string]any{}
 	var required []string
-	for i := range t.NumField() {
-		f := t.Field(i)
+	for _, f := range reflect.VisibleFields(t) { // an embedded struct's fields, as JSON flattens them
+		if f.Anonymous {
+			continue
+		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		sch, nullable := fieldSchema(f.Type)
 		if nullable {

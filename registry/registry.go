@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -27,6 +28,15 @@ func Open(dir string, opts gitstore.Options) (*Registry, error) {
 		return nil, fmt.Errorf("open registry: %w", err)
 	}
 	return &Registry{store: s, usage: loadUsage(s.Dir())}, nil
+}
+
+// OpenExisting opens the registry repository at dir, which must exist:
+// for a command that only reads it (a typo must not create an empty one).
+func OpenExisting(dir string) (*Registry, error) {
+	if _, err := os.Stat(filepath.Join(dir, "objects")); err != nil {
+		return nil, fmt.Errorf("--registry %s: not a registry repository: %w", dir, err)
+	}
+	return Open(dir, gitstore.Options{})
 }
 
 // DefaultDir is where the registry of the deployments repository at repo

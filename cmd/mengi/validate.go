@@ -12,7 +12,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/pushcheck"
 	"github.com/mengi-cloud/gitops/registry"
 	"github.com/mengi-cloud/gitops/schema"
@@ -48,7 +47,7 @@ func validateCommand() *cli.Command {
 			}
 			v := fileValidator{out: c.App.Writer, errOut: c.App.ErrWriter, verbose: c.Bool("verbose"), ids: map[string]string{}}
 			if dir := c.String("registry"); dir != "" {
-				reg, err := openRegistry(dir)
+				reg, err := registry.OpenExisting(dir)
 				if err != nil {
 					return cli.Exit("mengi validate: "+err.Error(), validateUnreadable)
 				}
@@ -234,14 +233,6 @@ func (v *fileValidator) crossCheck(p string, data []byte, d *schema.Deployment) 
 		v.ids[d.Metadata.ID] = p
 	}
 	return errs
-}
-
-// openRegistry opens the registry repository at dir, which must exist.
-func openRegistry(dir string) (*registry.Registry, error) {
-	if _, err := os.Stat(filepath.Join(dir, "objects")); err != nil {
-		return nil, fmt.Errorf("--registry %s: not a registry repository: %w", dir, err)
-	}
-	return registry.Open(dir, gitstore.Options{})
 }
 
 // problemLine renders one problem as FILE:LINE: FIELD: MESSAGE.

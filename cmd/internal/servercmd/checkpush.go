@@ -9,7 +9,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/pushcheck"
 	"github.com/mengi-cloud/gitops/registry"
 )
@@ -61,11 +60,7 @@ func checkPushCommand() *cli.Command {
 			"install it as hooks/pre-receive.",
 		Flags: []cli.Flag{RepoFlag(), &cli.StringFlag{Name: "registry", Required: true, Usage: "the registry repository"}},
 		Action: func(c *cli.Context) error {
-			dir := c.String("registry")
-			if _, err := os.Stat(filepath.Join(dir, "objects")); err != nil {
-				return fmt.Errorf("--registry %s: not a registry repository: %w", dir, err)
-			}
-			reg, err := registry.Open(dir, gitstore.Options{})
+			reg, err := registry.OpenExisting(c.String("registry"))
 			if err != nil {
 				return err
 			}
