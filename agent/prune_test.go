@@ -63,20 +63,8 @@ func owned(name string, labels map[string]string) cluster.Owned {
 // a release applied for the other record, or by another repository, stays.
 func TestPruneOnlyItsOwnClusterRecord(t *testing.T) {
 	ctx := context.Background()
-	repos, err := registry.OpenRepos(ctx, t.TempDir()+"/repo", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer repos.Close()
-	store, reg := repos.Deployments, repos.Registry
-	a, err := reg.AddCluster(ctx, registry.ClusterSpec{Name: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := reg.AddCluster(ctx, registry.ClusterSpec{Name: "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, reg := openRepos(t)
+	a, b := addCluster(t, reg, "a"), addCluster(t, reg, "b")
 	// Deployment app-a on record a, app-b on record b.
 	data, err := os.ReadFile("../examples/web_app.yaml")
 	if err != nil {
@@ -152,21 +140,13 @@ func TestRemovalHeld(t *testing.T) {
 // TestPruneHoldsMassRemoval: a commit deleting three of a cluster's four
 // deployment files removes nothing; the cluster's status in the registry
 // says what is held and at which commit, and pruning again changes
-// nothing. Restoring one file cancels the hold for what is then a small
-// removal; deleting again and confirming removes exactly the held
+// nothing. Restoring two files ends the hold and removes the one still
+// gone; deleting again and confirming removes exactly the held
 // releases and clears the hold.
 func TestPruneHoldsMassRemoval(t *testing.T) {
 	ctx := context.Background()
-	repos, err := registry.OpenRepos(ctx, t.TempDir()+"/repo", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer repos.Close()
-	store, reg := repos.Deployments, repos.Registry
-	cl, err := reg.AddCluster(ctx, registry.ClusterSpec{Name: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, reg := openRepos(t)
+	cl := addCluster(t, reg, "a")
 	data, err := os.ReadFile("../examples/web_app.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -277,4 +257,25 @@ func gitOut(t *testing.T, dir string, args ...string) string {
 		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
 	return string(out)
+}
+
+// openRepos opens a deployments repository and its registry for a test.
+func openRepos(t *testing.T) (*gitstore.Store, *registry.Registry) {
+	t.Helper()
+	repos, err := registry.OpenRepos(context.Background(), t.TempDir()+"/repo", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repos.Close() })
+	return repos.Deployments, repos.Registry
+}
+
+// addCluster registers a cluster called name for a test.
+func addCluster(t *testing.T, reg *registry.Registry, name string) *schema.Cluster {
+	t.Helper()
+	c, err := reg.AddCluster(context.Background(), registry.ClusterSpec{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

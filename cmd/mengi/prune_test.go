@@ -90,3 +90,14 @@ func TestClustersUsersCommand(t *testing.T) {
 		t.Errorf("registry commit %q", log)
 	}
 }
+
+// TestPruneHoldPercentRange: the agent refuses a share it cannot use.
+func TestPruneHoldPercentRange(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	for _, pct := range []string{"0", "101", "-5"} {
+		out, err := mengiCmd("agent", "--repo", repo, "--prune-hold-percent", pct).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "--prune-hold-percent "+pct+": give 1 to 100") {
+			t.Errorf("--prune-hold-percent %s: %v\n%s", pct, err, out)
+		}
+	}
+}
