@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/schema"
 )
 
@@ -34,6 +35,13 @@ var (
 	errClusterNotFound    = errorf(http.StatusNotFound, "Cluster not found")
 )
 
+// RemoteRetryAfter is the Retry-After (seconds) of a 503 answered while
+// the Git remote is unavailable.
+const RemoteRetryAfter = "5"
+
+const remoteUnavailableDetail = "The Git server holding the deployments repository did not accept the change in time " +
+	"(unreachable, or it refused Mengi's push); nothing was written. Try again later."
+
 // writeJSON writes v with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -52,6 +60,14 @@ func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 		}
 		writeJSON(w, he.status, map[string]any{"detail": he.detail})
+		return
+	}
+	if errors.Is(err, gitstore.ErrRemoteUnavailable) {
+		// The forge did not take the commit: nothing was written, and the
+		// process recovers when it answers again.
+		log.Warn("request failed: the Git remote did not take the change", "err", err)
+		w.Header().Set("Retry-After", RemoteRetryAfter)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"detail": remoteUnavailableDetail})
 		return
 	}
 	log.Error("request failed", "err", err)

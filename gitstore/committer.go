@@ -95,7 +95,14 @@ func (s *Store) run() {
 	poll := time.NewTicker(s.opts.PollInterval)
 	defer poll.Stop()
 	var inflight []*batch // oldest first
+	var remoteHead plumbing.Hash // the remote's head to follow once nothing is in flight
 	for {
+		if !remoteHead.IsZero() && len(inflight) == 0 {
+			if err := s.followRemote(remoteHead); err != nil {
+				s.log.Error("following the remote failed", "err", err)
+			}
+			remoteHead = plumbing.ZeroHash
+		}
 		var landed <-chan error
 		queue := s.queue
 		if len(inflight) > 0 {
@@ -113,6 +120,7 @@ func (s *Store) run() {
 			if len(inflight) == 0 {
 				s.checkExternal()
 			}
+		case remoteHead = <-s.remoteHeads:
 		case <-s.refEvents:
 			if len(inflight) == 0 {
 				s.checkExternal()
@@ -281,12 +289,24 @@ func (s *Store) landFirst(inflight []*batch, err error) []*batch {
 		}
 		return rest
 	}
-	s.log.Warn("batch not committed, running its writes again", "writes", len(b.reqs), "batches after it", len(rest), "err", err)
 	for _, r := range rest {
 		r.after <- false
 		<-r.done
 	}
-	s.commitBatch(b.reqs)
+	if errors.Is(err, ErrRemoteUnavailable) {
+		// Already tried for the remote's whole wait: fail these writes
+		// (503), and try the later batches once more each.
+		s.log.Warn("batch not committed: the remote is unavailable", "writes", len(b.reqs), "err", err)
+		s.answer(b.reqs, err)
+	} else {
+		s.log.Warn("batch not committed, running its writes again", "writes", len(b.reqs), "batches after it", len(rest), "err", err)
+		if errors.Is(err, ErrRemoteMoved) {
+			if perr := s.pullRemote(); perr != nil {
+				s.log.Warn("fetching from the remote failed", "err", perr)
+			}
+		}
+		s.commitBatch(b.reqs)
+	}
 	for _, r := range rest {
 		s.commitBatch(r.reqs)
 	}
@@ -307,6 +327,15 @@ func (s *Store) commitBatch(reqs []*request) {
 			time.Sleep(time.Duration(rand.Int64N(int64(attempt) * int64(2*time.Millisecond))))
 		}
 		err = s.tryBatch(reqs)
+		if errors.Is(err, ErrRemoteMoved) {
+			// An engineer merged, or another replica wrote: fetch their
+			// commits and redo the batch on top.
+			if rerr := s.pullRemote(); rerr != nil {
+				err = rerr
+				break
+			}
+			continue
+		}
 		if !errors.Is(err, ErrRefChanged) {
 			break
 		}
@@ -470,6 +499,7 @@ func (s *Store) publish(b *batch) {
 	s.head, s.headTree = b.head, b.tree
 	s.announce()
 	s.mu.Unlock()
+	s.ownHeads.add(b.head)
 	s.log.Debug("batch committed", "writes", len(b.reqs), "commits", b.commits, "head", short(b.head), "took", time.Since(b.started))
 	s.maybeCompact()
 }
@@ -548,6 +578,10 @@ func (s *Store) persist(b *batch) error {
 		}
 		return errBaseFailed
 	}
+	if err := s.pushBatch(old, head); err != nil {
+		value.discard()
+		return err
+	}
 	if err := value.swap(old); err != nil {
 		// The rename may have moved the ref before the fsync failed: then
 		// the batch did land, and running its writes again would commit
@@ -555,6 +589,11 @@ func (s *Store) persist(b *batch) error {
 		if cur, rerr := s.ref.read(); rerr == nil && cur == head {
 			s.log.Error("ref updated, but making the update durable failed", "err", err)
 			return nil
+		}
+		if s.opts.Remote != nil {
+			// The remote took the batch: it landed, whatever moved the
+			// private mirror's branch meanwhile.
+			return s.forceLocal(head, err)
 		}
 		return err
 	}

@@ -39,6 +39,16 @@ type Options struct {
 	// makes the housekeeper merge them into one, in the background;
 	// default 32. Negative disables it.
 	CompactAfter int
+	// Remote, when set, is the repository this one mirrors: every batch is
+	// pushed there before it lands, and its branch is followed (see
+	// Remote). The local repository is then the process's private copy.
+	Remote Remote
+	// RemotePoll is how often the remote is fetched when no Sync asked
+	// for it sooner; default 10s.
+	RemotePoll time.Duration
+	// RemoteTimeout bounds one fetch from the remote; default 30s (a
+	// push is bounded by the Remote itself).
+	RemoteTimeout time.Duration
 	// Logger receives one line per batch and per external change.
 	Logger *slog.Logger
 	// Now gives the commit time; default time.Now.
@@ -62,6 +72,12 @@ func (o *Options) defaults() {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
+	}
+	if o.RemotePoll <= 0 {
+		o.RemotePoll = 10 * time.Second
+	}
+	if o.RemoteTimeout <= 0 {
+		o.RemoteTimeout = 30 * time.Second
 	}
 	if o.CompactAfter == 0 {
 		o.CompactAfter = 32
@@ -117,6 +133,10 @@ type Store struct {
 	packBufs   chan []byte   // memory of written packs, for the next ones
 	temps      *tempFiles    // files made ahead for the committer's packs
 	compactNow chan struct{} // asks the housekeeper to merge them
+
+	syncNow     chan struct{}      // Sync: fetch from the remote now
+	remoteHeads chan plumbing.Hash // the remote's head, when it moved
+	ownHeads    ownHeads           // the last heads this store made (committer only)
 }
 
 // Open opens the bare repository at dir, creating it when it is missing,
@@ -147,8 +167,20 @@ func Open(dir string, opts Options) (*Store, error) {
 		compactNow: make(chan struct{}, 1),
 		changed:    make(chan struct{}),
 		refEvents:  make(chan struct{}, 1),
+
+		syncNow:     make(chan struct{}, 1),
+		remoteHeads: make(chan plumbing.Hash),
 	}
 	s.trees = newTreeCache(s.objs, treeCacheSize)
+	if opts.Remote != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), opts.RemoteTimeout)
+		err := s.syncRemote(ctx)
+		cancel()
+		if err != nil {
+			s.objs.close()
+			return nil, fmt.Errorf("open %s: %w", dir, err)
+		}
+	}
 	head, err := s.ref.read()
 	if err != nil {
 		return nil, err
@@ -181,6 +213,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		defer bg.Done()
 		s.housekeeper(ctx)
 	}()
+	if opts.Remote != nil {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			s.follow(ctx)
+		}()
+	}
 	go func() {
 		bg.Wait()
 		close(s.bgDone)

@@ -67,8 +67,33 @@ type change struct {
 // Check returns the problems of moving the branch of the repository at
 // gitDir from commit old to commit new (old zero: a new branch).
 func Check(ctx context.Context, gitDir, old, new string, reg Admitter) ([]Problem, error) {
+	r, err := Inspect(ctx, gitDir, old, new, reg)
+	if err != nil {
+		return nil, err
+	}
+	return r.Problems, nil
+}
+
+// File is a deployment file a change adds, changes or deletes: its
+// content before and after (nil when absent, or over the size limit).
+type File struct {
+	Path          string
+	Before, After []byte
+}
+
+// Result is what a change does to the deployments: its problems and the
+// deployment files it touches, in path order.
+type Result struct {
+	Problems []Problem
+	Files    []File
+}
+
+// Inspect checks moving the branch from commit old to commit new, as
+// Check does, and returns the deployment files it touches beside the
+// problems (what a pull request's report shows).
+func Inspect(ctx context.Context, gitDir, old, new string, reg Admitter) (*Result, error) {
 	if new == zero {
-		return []Problem{{Path: "(branch)", FieldError: schema.FieldError{Msg: "the deployments branch cannot be deleted"}}}, nil
+		return &Result{Problems: []Problem{{Path: "(branch)", FieldError: schema.FieldError{Msg: "the deployments branch cannot be deleted"}}}}, nil
 	}
 	changes, err := diff(ctx, gitDir, old, new)
 	if err != nil {
@@ -78,28 +103,35 @@ func Check(ctx context.Context, gitDir, old, new string, reg Admitter) ([]Proble
 	if err != nil {
 		return nil, err
 	}
-	owners := map[string]string{} // deployment id → owner, before the push
+	owners := map[string]string{} // deployment id → owner, before the change
+	ids := map[string]string{}    // path → deployment id, before the change
 	for _, c := range changes {
 		if c.from != zero && gitstore.IsDeploymentPath(c.path) && blobs[c.from].data != nil {
 			if d, errs := schema.ParseFile(blobs[c.from].data); errs == nil {
 				owners[d.Metadata.ID] = d.Metadata.UserID
+				ids[c.path] = d.Metadata.ID
 			}
 		}
 	}
-	var out []Problem
+	r := &Result{}
 	for _, c := range changes {
+		if gitstore.IsDeploymentPath(c.path) {
+			r.Files = append(r.Files, File{Path: c.path, Before: blobs[c.from].data, After: blobs[c.to].data})
+		}
 		if c.to == zero {
 			continue
 		}
-		for _, e := range checkFile(c.path, blobs[c.to], owners, reg) {
-			out = append(out, Problem{Path: c.path, FieldError: e})
+		for _, e := range checkFile(c.path, blobs[c.to], owners, ids[c.path], reg) {
+			r.Problems = append(r.Problems, Problem{Path: c.path, FieldError: e})
 		}
 	}
-	return out, nil
+	return r, nil
 }
 
 // checkFile returns the problems of one pushed file.
-func checkFile(p string, b blob, owners map[string]string, reg Admitter) schema.Errors {
+// previousID is the id of the deployment the file held before ("" when
+// none).
+func checkFile(p string, b blob, owners map[string]string, previousID string, reg Admitter) schema.Errors {
 	if gitstore.IsOperatorPath(p) {
 		return schema.Errors{{Msg: "users and clusters live in the operator's registry, not in the deployments repository; this file would be ignored"}}
 	}
@@ -112,6 +144,10 @@ func checkFile(p string, b blob, owners map[string]string, reg Admitter) schema.
 	d, errs := schema.ParseFile(b.data)
 	if errs != nil {
 		return errs
+	}
+	if previousID != "" && previousID != d.Metadata.ID {
+		errs = append(errs, schema.FieldError{Loc: []any{"metadata", "id"}, Line: schema.LineOf(b.data, "metadata", "id"),
+			Msg: "this file holds deployment " + previousID + "; a deployment's id never changes (a new deployment goes in a new file)"})
 	}
 	if owner, ok := owners[d.Metadata.ID]; ok && owner != d.Metadata.UserID {
 		errs = append(errs, schema.FieldError{Loc: []any{"metadata", "user_id"}, Line: schema.LineOf(b.data, "metadata", "user_id"),

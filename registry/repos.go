@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/mengi-cloud/gitops/gitstore"
 )
@@ -22,13 +23,22 @@ type Repos struct {
 // and moves users and clusters an earlier version kept among the
 // deployments into the registry.
 func OpenRepos(ctx context.Context, repo, reg string, log *slog.Logger) (*Repos, error) {
+	return OpenMirrors(ctx, repo, reg, log, nil, 0)
+}
+
+// OpenMirrors opens the repositories as OpenRepos does; with a remote
+// (not nil), the deployments repository at repo is the process's working
+// mirror of it: every batch of commits is pushed there before it is
+// acknowledged, and the remote is fetched every poll (gitstore.Options
+// Remote, RemotePoll). The registry stays local to the operator.
+func OpenMirrors(ctx context.Context, repo, reg string, log *slog.Logger, remote gitstore.Remote, poll time.Duration) (*Repos, error) {
 	if reg == "" {
 		reg = DefaultDir(repo)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	deployments, err := gitstore.Open(repo, gitstore.Options{Logger: log, Holds: gitstore.HoldsDeployments})
+	deployments, err := gitstore.Open(repo, gitstore.Options{Logger: log, Holds: gitstore.HoldsDeployments, Remote: remote, RemotePoll: poll})
 	if err != nil {
 		return nil, err
 	}

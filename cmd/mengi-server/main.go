@@ -19,5 +19,5 @@ func main() {
 
 func newApp() *cli.App {
 	return servercmd.NewApp("mengi-server", "serve the deployments API of Mengi GitOps on a Git repository",
-		append(servercmd.Commands(), servercmd.BenchCommand()))
+		append(servercmd.Commands(servercmd.Extensions{}), servercmd.BenchCommand()))
 }

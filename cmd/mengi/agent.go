@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -13,6 +16,7 @@ import (
 	"github.com/mengi-cloud/gitops/agent"
 	"github.com/mengi-cloud/gitops/cluster"
 	"github.com/mengi-cloud/gitops/cmd/internal/servercmd"
+	"github.com/mengi-cloud/gitops/gitremote"
 	"github.com/mengi-cloud/gitops/registry"
 	"github.com/mengi-cloud/gitops/render"
 	"github.com/mengi-cloud/gitops/schema"
@@ -35,9 +39,11 @@ func agentCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "agent",
 		Usage: "apply the repository's deployments to their clusters and write their status back",
-		Flags: append([]cli.Flag{servercmd.RepoFlag(), servercmd.RegistryFlag(), servercmd.LogFlag(),
+		Flags: append(append(append([]cli.Flag{servercmd.RepoFlag(), servercmd.RegistryFlag(), servercmd.LogFlag(),
 			&cli.StringFlag{Name: "cpu-profile", Usage: "write a CPU profile of the whole run to this file (for `mengi bench agent`)", Hidden: true},
-		}, agentFlags()...),
+			&cli.StringFlag{Name: "listen", EnvVars: []string{"MENGI_AGENT_LISTEN"},
+				Usage: "serve the forge's webhook (POST /hooks/git) on this address, for an agent running without `mengi serve` (needs --remote and --webhook-secret-file)"},
+		}, agentFlags()...), servercmd.RemoteFlags()...), forgeFlags()...),
 		Action: func(c *cli.Context) error {
 			log, err := servercmd.NewLogger(c.String("log-level"))
 			if err != nil {
@@ -54,7 +60,14 @@ func agentCommand() *cli.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
-			repos, err := registry.OpenRepos(c.Context, c.String("repo"), c.String("registry"), log)
+			remote, err := servercmd.RemoteFromFlags(c)
+			if err != nil {
+				return err
+			}
+			if err := checkListen(c, remote); err != nil {
+				return err
+			}
+			repos, gr, err := servercmd.OpenRepos(c.Context, c.String("repo"), c.String("registry"), remote, log)
 			if err != nil {
 				return err
 			}
@@ -62,18 +75,55 @@ func agentCommand() *cli.Command {
 			if err := servercmd.InstallPushCheck(repos); err != nil {
 				return err
 			}
-			return runAgent(c, repos, log)
+			return runAgent(c, repos, remote, gr, log)
 		},
 	}
 }
 
-// runAgent runs the agent on the repositories until the command's context ends.
-func runAgent(c *cli.Context, repos *registry.Repos, log *slog.Logger) error {
+// checkListen refuses --listen without a webhook to serve, and a webhook
+// secret without --listen.
+func checkListen(c *cli.Context, remote *servercmd.Remote) error {
+	hasSecret := remote != nil && remote.WebhookSecret != nil
+	switch {
+	case c.String("listen") != "" && !hasSecret:
+		return errors.New("--listen serves the forge's webhook: give --remote and --webhook-secret-file")
+	case c.String("listen") == "" && hasSecret:
+		return errors.New("--webhook-secret-file needs --listen ADDR, where the forge delivers POST /hooks/git")
+	}
+	return nil
+}
+
+// runAgent runs the agent on the repositories until the command's context
+// ends; with --listen, beside the forge's webhook and the pull request
+// checks.
+func runAgent(c *cli.Context, repos *registry.Repos, remote *servercmd.Remote, gr *gitremote.Remote, log *slog.Logger) error {
 	a, err := newAgent(c, repos, log)
 	if err != nil {
 		return err
 	}
-	return a.Run(c.Context)
+	if c.String("listen") == "" {
+		return a.Run(c.Context)
+	}
+	prs, err := pullRequests(c, repos, gr, log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- a.Run(ctx)
+		cancel()
+	}()
+	serveErr := servercmd.ServeWithChecks(ctx, repos, remote, prs, log, func(ctx context.Context, mounts []servercmd.Mount) error {
+		mux := http.NewServeMux()
+		for _, m := range mounts {
+			mux.Handle(m.Path, m.Handler)
+		}
+		return servercmd.Serve(ctx, "webhook", c.String("listen"), mux, 10*time.Second, log, nil)
+	})
+	cancel()
+	return errors.Join(serveErr, <-done)
 }
 
 func newAgent(c *cli.Context, repos *registry.Repos, log *slog.Logger) (*agent.Agent, error) {

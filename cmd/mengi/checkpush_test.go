@@ -124,6 +124,15 @@ func TestPushCheck(t *testing.T) {
 		t.Errorf("an owner change: %v\n%s", err, out)
 	}
 
+	// The id changed: refused, naming the rule.
+	git("reset", "-q", "--hard", "origin/main")
+	otherID := "0190a5c4-0000-7000-8000-00000000beef"
+	write(path, strings.Replace(file, "id: "+d.Metadata.ID, "id: "+otherID, 1))
+	git("commit", "-qam", "new id")
+	if out, err := git("push", "origin", "main"); err == nil || !strings.Contains(out, path+":6: metadata.id: this file holds deployment "+d.Metadata.ID+"; a deployment's id never changes") {
+		t.Errorf("an id change: %v\n%s", err, out)
+	}
+
 	// A good change goes through.
 	git("reset", "-q", "--hard", "origin/main")
 	write(path, strings.Replace(file, "replicas: 1", "replicas: 2", 1))

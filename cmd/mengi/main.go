@@ -18,7 +18,7 @@ func main() {
 // newApp wires the subcommands; each lives in its own file (the server's
 // in cmd/internal/servercmd, shared with mengi-server).
 func newApp() *cli.App {
-	cmds := append(servercmd.Commands(),
+	cmds := append(servercmd.Commands(serveExtensions()),
 		devClusterCommand(),
 		upCommand(),
 		agentCommand(),

@@ -32,7 +32,7 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "context", Usage: "context of --kubeconfig (default: its current context)"},
 			&cli.StringFlag{Name: "domain", Usage: "DNS domain for the cluster's ingress hosts", Value: "local.mengi.dev"},
 			servercmd.LogFlag(),
-		}, agentFlags()...),
+		}, append(append(agentFlags(), servercmd.RemoteFlags()...), forgeFlags()...)...),
 		Action: up,
 	}
 }
@@ -60,7 +60,11 @@ func up(c *cli.Context) error {
 		return err
 	}
 
-	repos, err := registry.OpenRepos(c.Context, filepath.Join(data, "repo"), filepath.Join(data, "registry"), log)
+	remote, err := servercmd.RemoteFromFlags(c)
+	if err != nil {
+		return err
+	}
+	repos, gr, err := servercmd.OpenRepos(c.Context, filepath.Join(data, "repo"), filepath.Join(data, "registry"), remote, log)
 	if err != nil {
 		return err
 	}
@@ -83,6 +87,10 @@ func up(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	prs, err := pullRequests(c, repos, gr, log)
+	if err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
@@ -94,7 +102,7 @@ func up(c *cli.Context) error {
 		agentErr = a.Run(ctx)
 		cancel()
 	}()
-	apiErr := servercmd.ServeAPI(ctx, repos, c.String("listen"), 30*time.Second, log, func(addr string) {
+	ready := func(addr string) {
 		fmt.Fprintf(c.App.Writer, `
 Mengi GitOps is up.
   API:        http://%[1]s   (OpenAPI: http://%[1]s/openapi.json)
@@ -110,6 +118,9 @@ Try:
   KUBECONFIG=%[6]s kubectl get all -n mengi-hello
 
 `, addr, store.Dir(), key, devEmail, cluster.ID, kubeconfig, reg.Dir())
+	}
+	apiErr := servercmd.ServeWithChecks(ctx, repos, remote, prs, log, func(ctx context.Context, mounts []servercmd.Mount) error {
+		return servercmd.ServeAPI(ctx, repos, c.String("listen"), 30*time.Second, log, ready, mounts...)
 	})
 	cancel()
 	wg.Wait()

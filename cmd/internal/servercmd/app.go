@@ -19,8 +19,8 @@ import (
 
 // Commands are the server process's own commands: serve, keys, clusters,
 // prune and check-push (bench is BenchCommand).
-func Commands() []*cli.Command {
-	return []*cli.Command{serveCommand(), keysCommand(), clustersCommand(), pruneCommand(), checkPushCommand()}
+func Commands(ext Extensions) []*cli.Command {
+	return []*cli.Command{serveCommand(ext), keysCommand(), clustersCommand(), pruneCommand(), checkPushCommand()}
 }
 
 // NewApp is the command-line application called name, with the global

@@ -13,6 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mengi-cloud/gitops/api"
+	"github.com/mengi-cloud/gitops/gitremote"
+	"github.com/mengi-cloud/gitops/hooks"
 	"github.com/mengi-cloud/gitops/registry"
 )
 
@@ -26,23 +28,45 @@ func LogFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"MENGI_LOG_LEVEL"}}
 }
 
-func serveCommand() *cli.Command {
+// Extensions are what the mengi binary adds to the server's commands:
+// pull request checks, which render charts (code mengi-server does not
+// link).
+type Extensions struct {
+	// Flags are added to serve.
+	Flags []cli.Flag
+	// PullRequests returns the checker of pull requests for a process
+	// on a remote, or nil when it checks none.
+	PullRequests func(c *cli.Context, repos *registry.Repos, remote *gitremote.Remote, log *slog.Logger) (PullRequestChecker, error)
+}
+
+// PullRequestChecker checks the pull requests the webhook queues until
+// Run's context ends (prcheck.Checker).
+type PullRequestChecker interface {
+	hooks.Queue
+	Run(ctx context.Context) error
+}
+
+func serveCommand(ext Extensions) *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "serve the deployments API on a Git repository",
-		Flags: []cli.Flag{
+		Flags: append(append([]cli.Flag{
 			RepoFlag(),
 			RegistryFlag(),
 			&cli.StringFlag{Name: "listen", Usage: "address to listen on", Value: "127.0.0.1:8080", EnvVars: []string{"MENGI_LISTEN"}},
 			&cli.DurationFlag{Name: "shutdown-timeout", Usage: "how long SIGTERM waits for in-flight requests", Value: 30 * time.Second},
 			LogFlag(),
-		},
+		}, RemoteFlags()...), ext.Flags...),
 		Action: func(c *cli.Context) error {
 			log, err := NewLogger(c.String("log-level"))
 			if err != nil {
 				return err
 			}
-			repos, err := registry.OpenRepos(c.Context, c.String("repo"), c.String("registry"), log)
+			remote, err := RemoteFromFlags(c)
+			if err != nil {
+				return err
+			}
+			repos, gr, err := OpenRepos(c.Context, c.String("repo"), c.String("registry"), remote, log)
 			if err != nil {
 				return err
 			}
@@ -50,25 +74,85 @@ func serveCommand() *cli.Command {
 			if err := InstallPushCheck(repos); err != nil {
 				return err
 			}
-			return ServeAPI(c.Context, repos, c.String("listen"), c.Duration("shutdown-timeout"), log, nil)
+			var prs PullRequestChecker
+			if gr != nil && ext.PullRequests != nil {
+				if prs, err = ext.PullRequests(c, repos, gr, log); err != nil {
+					return err
+				}
+			}
+			return ServeWithChecks(c.Context, repos, remote, prs, log, func(ctx context.Context, mounts []Mount) error {
+				return ServeAPI(ctx, repos, c.String("listen"), c.Duration("shutdown-timeout"), log, nil, mounts...)
+			})
 		},
 	}
 }
 
-// ServeAPI serves the API until ctx ends, then lets in-flight requests (and
-// so their commits) finish before returning. ready, when set, is called
-// with the bound address.
-func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, log *slog.Logger, ready func(addr string)) error {
+// ServeWithChecks runs serve with the webhook mounted (when the remote
+// has a secret) and the pull request checker running beside it (when not
+// nil), stopping the checker when serve returns.
+func ServeWithChecks(ctx context.Context, repos *registry.Repos, remote *Remote, prs PullRequestChecker, log *slog.Logger, serve func(context.Context, []Mount) error) error {
+	var queue hooks.Queue
+	if prs != nil {
+		queue = prs
+	}
+	h, err := HooksHandler(remote, repos.Deployments, queue, log)
+	if err != nil {
+		return err
+	}
+	var mounts []Mount
+	if h != nil {
+		mounts = append(mounts, Mount{Path: hooks.Path, Handler: h})
+	} else if remote != nil {
+		log.Info("no --webhook-secret-file: the remote is fetched every --poll-interval only", "poll", remote.Poll)
+	}
+	if prs == nil {
+		return serve(ctx, mounts)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- prs.Run(ctx) }()
+	err = serve(ctx, mounts)
+	cancel()
+	return errors.Join(err, <-done)
+}
+
+// Mount is a handler served beside the API at Path.
+type Mount struct {
+	Path    string
+	Handler http.Handler
+}
+
+// ServeAPI serves the API, and the handlers of mounts at their paths,
+// until ctx ends, then lets in-flight requests (and so their commits)
+// finish before returning. ready, when set, is called with the bound
+// address.
+func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, log *slog.Logger, ready func(addr string), mounts ...Mount) error {
+	var handler http.Handler = api.New(repos.Deployments, repos.Registry, api.Options{Logger: log})
+	if len(mounts) > 0 {
+		mux := http.NewServeMux()
+		for _, m := range mounts {
+			mux.Handle(m.Path, m.Handler)
+		}
+		mux.Handle("/", handler)
+		handler = mux
+	}
+	return Serve(ctx, "API", addr, handler, grace, log, ready, "repo", repos.Deployments.Dir(), "registry", repos.Registry.Dir())
+}
+
+// Serve serves handler on addr until ctx ends, then lets in-flight
+// requests finish (for at most grace) before returning; it logs
+// "<name> listening" with the bound address and attrs.
+func Serve(ctx context.Context, name, addr string, handler http.Handler, grace time.Duration, log *slog.Logger, ready func(addr string), attrs ...any) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(repos.Deployments, repos.Registry, api.Options{Logger: log}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("API listening", "addr", ln.Addr().String(), "repo", repos.Deployments.Dir(), "registry", repos.Registry.Dir())
+	log.Info(name+" listening", append([]any{"addr", ln.Addr().String()}, attrs...)...)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

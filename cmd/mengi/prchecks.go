@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mengi-cloud/gitops/cmd/internal/servercmd"
+	"github.com/mengi-cloud/gitops/forge"
+	"github.com/mengi-cloud/gitops/gitremote"
+	"github.com/mengi-cloud/gitops/prcheck"
+	"github.com/mengi-cloud/gitops/registry"
+	"github.com/mengi-cloud/gitops/render"
+)
+
+// forgeFlags say where pull requests are reported (the forge of
+// --remote).
+func forgeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "forge", EnvVars: []string{"MENGI_FORGE"},
+			Usage: "the forge of --remote, gitea or github (default: github for github.com, else gitea); pull request checks report there"},
+		&cli.StringFlag{Name: "forge-api", EnvVars: []string{"MENGI_FORGE_API"},
+			Usage: "the forge's API root (default: from --remote: https://api.github.com, or http(s)://HOST/api/v1 for Gitea)"},
+	}
+}
+
+// serveExtensions add pull request checks to `mengi serve`.
+func serveExtensions() servercmd.Extensions {
+	flags := append(forgeFlags(), fetchFlags()...)
+	flags = append(flags, &cli.StringFlag{Name: "chart-cache", Usage: "folder for charts fetched by pull request checks (default: <repo>/../charts)"})
+	return servercmd.Extensions{Flags: flags, PullRequests: pullRequests}
+}
+
+// pullRequests returns the pull request checker of a process on a remote
+// with a webhook (nil without one: checks start from webhook deliveries).
+func pullRequests(c *cli.Context, repos *registry.Repos, gr *gitremote.Remote, log *slog.Logger) (servercmd.PullRequestChecker, error) {
+	if gr == nil || c.String("webhook-secret-file") == "" {
+		return nil, nil
+	}
+	remote, err := servercmd.RemoteFromFlags(c)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := forge.ParseCloneURL(gr.URL(), c.String("forge"))
+	if err != nil {
+		return nil, fmt.Errorf("--forge: %w", err)
+	}
+	if api := c.String("forge-api"); api != "" {
+		ep.APIURL = api
+	}
+	if remote.Token == "" {
+		return nil, fmt.Errorf("pull request checks post statuses and comments: give the forge's token with --remote-token-file or MENGI_REMOTE_TOKEN")
+	}
+	client, err := forge.New(forge.Options{Kind: ep.Kind, APIURL: ep.APIURL, Repo: ep.Repo, Token: remote.Token, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	cache := c.String("chart-cache")
+	if cache == "" {
+		cache = filepath.Join(filepath.Dir(filepath.Clean(repos.Deployments.Dir())), "charts")
+	}
+	fetch, err := fetchOptions(c, log)
+	if err != nil {
+		return nil, err
+	}
+	renderer, err := render.New(render.Options{CacheDir: cache, Logger: log, Fetch: fetch})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("pull requests are checked", "forge", ep.Kind, "api", ep.APIURL, "repo", ep.Repo)
+	return prcheck.New(prcheck.Options{
+		GitDir:   repos.Deployments.Dir(),
+		Remote:   gr,
+		Registry: repos.Registry,
+		Renderer: renderer,
+		Reporter: reporter{client},
+		Logger:   log.With("component", "prcheck"),
+	})
+}
+
+// reporter posts prcheck's reports through a forge client.
+type reporter struct{ forge.Reporter }
+
+func (r reporter) SetStatus(ctx context.Context, sha, state, description string) error {
+	return r.Reporter.SetStatus(ctx, sha, forge.Status{State: forge.State(state), Context: prcheck.Context, Description: description})
+}
+
+func (r reporter) UpsertComment(ctx context.Context, pr int, body string) error {
+	return r.Reporter.UpsertComment(ctx, pr, prcheck.Marker, body)
+}
