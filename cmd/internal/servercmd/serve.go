@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/mengi-cloud/gitops/api"
+	"github.com/mengi-cloud/gitops/githttp"
 	"github.com/mengi-cloud/gitops/registry"
 )
 
@@ -50,25 +52,39 @@ func serveCommand() *cli.Command {
 			if err := InstallPushCheck(repos); err != nil {
 				return err
 			}
-			return ServeAPI(c.Context, repos, c.String("listen"), c.Duration("shutdown-timeout"), log, nil)
+			return ServeAPI(c.Context, repos, c.String("listen"), c.Duration("shutdown-timeout"), log, true, nil)
 		},
 	}
 }
 
 // ServeAPI serves the API until ctx ends, then lets in-flight requests (and
-// so their commits) finish before returning. ready, when set, is called
-// with the bound address.
-func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, log *slog.Logger, ready func(addr string)) error {
+// so their commits) finish before returning. With gitHTTP it also serves
+// the deployments repository over git's smart HTTP under /git/ (package
+// githttp; off when a forge serves the repository). ready, when set, is
+// called with the bound address.
+func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, log *slog.Logger, gitHTTP bool, ready func(addr string)) error {
+	var handler http.Handler = api.New(repos.Deployments, repos.Registry, api.Options{Logger: log})
+	if gitHTTP {
+		git, err := githttp.New(githttp.Options{RepoDir: repos.Deployments.Dir(), Auth: repos.Registry, Logger: log})
+		if err != nil {
+			return err
+		}
+		handler = withGit(handler, git)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(repos.Deployments, repos.Registry, api.Options{Logger: log}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("API listening", "addr", ln.Addr().String(), "repo", repos.Deployments.Dir(), "registry", repos.Registry.Dir())
+	attrs := []any{"addr", ln.Addr().String(), "repo", repos.Deployments.Dir(), "registry", repos.Registry.Dir()}
+	if gitHTTP {
+		attrs = append(attrs, "git", CloneURL(ln.Addr().String()))
+	}
+	log.Info("API listening", attrs...)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -90,6 +106,21 @@ func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace tim
 	}
 	return nil
 }
+
+// withGit sends requests under githttp.Prefix to git and every other to
+// api, whose routing stays as it is.
+func withGit(api, git http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, githttp.Prefix) {
+			git.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// CloneURL is the URL of the deployments repository served at addr.
+func CloneURL(addr string) string { return "http://" + addr + githttp.Prefix + githttp.RepoName }
 
 // NewLogger returns a text logger on stderr at the named level (debug,
 // info, warn or error).
