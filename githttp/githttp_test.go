@@ -368,3 +368,30 @@ func TestBodyLimit(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestExpiredKey: an expired key gets 401, like the API's.
+func TestExpiredKey(t *testing.T) {
+	e := newEnv(t)
+	ada := e.repos.Registry.UserByKey(registry.HashKey(e.adaKey))
+	expires := time.Now().Add(time.Hour)
+	key, _, err := e.repos.Registry.CreateKey(context.Background(), ada.ID, "soon", &expires, gitstore.Signature{Name: "Ada", Email: "ada@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		now  time.Time
+		want int
+	}{{time.Now(), http.StatusOK}, {expires, http.StatusUnauthorized}} {
+		h, err := githttp.New(githttp.Options{RepoDir: e.repos.Deployments.Dir(), Auth: e.repos.Registry, Now: func() time.Time { return c.now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest("GET", "/git/deployments.git/info/refs?service=git-upload-pack", nil)
+		req.SetBasicAuth("ada", key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.want || (c.want == 401 && !strings.Contains(rec.Body.String(), "API key expired")) {
+			t.Errorf("at %v: %d %s", c.now, rec.Code, rec.Body.String())
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -60,16 +61,22 @@ func serveCommand() *cli.Command {
 // ServeAPI serves the API until ctx ends, then lets in-flight requests (and
 // so their commits) finish before returning. With gitHTTP it also serves
 // the deployments repository over git's smart HTTP under /git/ (package
-// githttp; off when a forge serves the repository). ready, when set, is
-// called with the bound address.
+// githttp; off when a forge serves the repository, and when git is not
+// on PATH). ready, when set, is called with the bound address.
 func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, log *slog.Logger, gitHTTP bool, ready func(addr string)) error {
 	var handler http.Handler = api.New(repos.Deployments, repos.Registry, api.Options{Logger: log})
 	if gitHTTP {
 		git, err := githttp.New(githttp.Options{RepoDir: repos.Deployments.Dir(), Auth: repos.Registry, Logger: log})
-		if err != nil {
+		switch {
+		case errors.Is(err, exec.ErrNotFound):
+			// The API works without git; say why /git/ is not served.
+			log.Warn("the git endpoint is off: git is not on PATH", "err", err)
+			gitHTTP = false
+		case err != nil:
 			return err
+		default:
+			handler = withGit(handler, git)
 		}
-		handler = withGit(handler, git)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
