@@ -182,3 +182,38 @@ func (r *Registry) changeKeys(ctx context.Context, userID string, author gitstor
 	}
 	return nil
 }
+
+// GrantGitAccess lets the user with this email clone and push the
+// deployments repository over the server's git endpoint with any of their
+// keys (schema.User.GitAccess), in an operator's commit; nothing is
+// committed when the user has it already. Later keys keep it: AddKey never
+// takes it away.
+func (r *Registry) GrantGitAccess(ctx context.Context, email string) (*schema.User, error) {
+	var user *schema.User
+	_, err := r.store.Apply(ctx, func(v *gitstore.View) (*gitstore.Commit, error) {
+		cur := v.UserByEmail(email)
+		if cur == nil {
+			return nil, fmt.Errorf("no user with email %s is registered", email)
+		}
+		user = cur
+		if cur.GitAccess {
+			return nil, nil
+		}
+		u := *cur
+		u.GitAccess = true
+		user = &u
+		content, err := schema.EncodeRecord(&u)
+		if err != nil {
+			return nil, err
+		}
+		return &gitstore.Commit{
+			Author:  Operator,
+			Message: gitstore.Message("user "+u.Email+": grant git access", "", gitstore.Trailer{Key: "User-Id", Value: u.ID}),
+			Changes: []gitstore.Change{{Path: gitstore.UserPath(u.ID), Content: content, Value: &u}},
+		}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("grant git access to %s: %w", email, err)
+	}
+	return user, nil
+}

@@ -243,3 +243,45 @@ func TestAdmit(t *testing.T) {
 		}
 	}
 }
+
+// TestGrantGitAccess: an operator's grant is one commit, written as
+// git_access: true in the user's file, kept by later keys; granting again
+// commits nothing; an unknown email is an error.
+func TestGrantGitAccess(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	_, u, err := s.AddKey(ctx, "Ada", "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.GitAccess || strings.Contains(gitOut(t, s.Dir(), "show", "main:"+gitstore.UserPath(u.ID)), "git_access") {
+		t.Fatal("a new user has git access")
+	}
+	g, err := s.GrantGitAccess(ctx, "ADA@example.com")
+	if err != nil || !g.GitAccess {
+		t.Fatalf("grant: %v %+v", err, g)
+	}
+	if got := gitOut(t, s.Dir(), "log", "-1", "--format=%an|%s"); got != "Mengi operator|user ada@example.com: grant git access" {
+		t.Errorf("commit %q", got)
+	}
+	if file := gitOut(t, s.Dir(), "show", "main:"+gitstore.UserPath(u.ID)); !strings.Contains(file, "\nemail: ada@example.com\ngit_access: true\ncreated_at: ") {
+		t.Errorf("file:\n%s", file)
+	}
+	head := gitOut(t, s.Dir(), "rev-parse", "main")
+	if _, err := s.GrantGitAccess(ctx, "ada@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if gitOut(t, s.Dir(), "rev-parse", "main") != head {
+		t.Error("granting again made a commit")
+	}
+	k2, _, err := s.AddKey(ctx, "Ada", "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := s.UserByKey(registry.HashKey(k2)); u == nil || !u.GitAccess {
+		t.Errorf("a later key lost git access: %+v", u)
+	}
+	if _, err := s.GrantGitAccess(ctx, "nobody@example.com"); err == nil {
+		t.Error("granted to an unknown email")
+	}
+}

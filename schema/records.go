@@ -16,13 +16,18 @@ const (
 )
 
 // User is an API user, stored at `users/<id>.yaml`. Only the SHA-256 of each
-// key is kept; the key itself is shown once, when it is made.
+// key is kept; the key itself is shown once, when it is made. GitAccess
+// lets the user's keys clone and push the deployments repository over the
+// server's git endpoint (package githttp); only an operator grants it
+// (`mengi keys add --git-access`), and it is left out of the file when
+// false.
 type User struct {
 	APIVersion string    `json:"apiVersion"`
 	Kind       string    `json:"kind"`
 	ID         string    `json:"id"`
 	Name       string    `json:"name"`
 	Email      string    `json:"email"`
+	GitAccess  bool      `json:"git_access,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	Keys       []APIKey  `json:"keys,omitempty"`
 }

@@ -10,7 +10,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 	c := &Cluster{APIVersion: APIVersion, Kind: KindCluster, ID: testClusterID, Name: "local",
 		Kubeconfig: "/etc/mengi/kubeconfig", Provider: "kwok", Region: "local", Domain: "apps.example.com",
 		Users: []string{"ana@example.com"}, AllowPrivileged: true, CreatedAt: testCreated}
-	u := &User{APIVersion: APIVersion, Kind: KindUser, ID: testUserID, Name: "Ana", Email: "ana@example.com",
+	u := &User{APIVersion: APIVersion, Kind: KindUser, ID: testUserID, Name: "Ana", Email: "ana@example.com", GitAccess: true,
 		CreatedAt: testCreated, Keys: []APIKey{{Prefix: "mc_abcd", SHA256: strings.Repeat("0f", 32), CreatedAt: testCreated}}}
 	for _, rec := range []any{c, u} {
 		data, err := EncodeRecord(rec)

@@ -103,12 +103,17 @@ func up(c *cli.Context) error {
 		cancel()
 	}()
 	ready := func(addr string) {
+		clone := "git clone " + servercmd.CloneURL(addr) + "   (any user name; the API key is the password)"
+		if remote != nil {
+			clone = "git clone " + remote.URL + "   (on the Git server; change deployments through pull requests)"
+		}
 		fmt.Fprintf(c.App.Writer, `
 Mengi GitOps is up.
   API:        http://%[1]s   (OpenAPI: http://%[1]s/openapi.json)
   repository: %[2]s   (registry of users and clusters: %[7]s)
   API key:    %[3]s   (user %[4]s)
   cluster:    %[5]s   (local: %[6]s)
+  git:        %[8]s
 
 Try:
   curl -s -X POST http://%[1]s/deployments \
@@ -117,7 +122,7 @@ Try:
   git -C %[2]s log --stat
   KUBECONFIG=%[6]s kubectl get all -n mengi-hello
 
-`, addr, store.Dir(), key, devEmail, cluster.ID, kubeconfig, reg.Dir())
+`, addr, store.Dir(), key, devEmail, cluster.ID, kubeconfig, reg.Dir(), clone)
 	}
 	apiErr := servercmd.ServeWithChecks(ctx, repos, remote, prs, log, func(ctx context.Context, mounts []servercmd.Mount) error {
 		return servercmd.ServeAPI(ctx, repos, c.String("listen"), 30*time.Second, log, ready, mounts...)
@@ -128,20 +133,24 @@ Try:
 }
 
 // devKey returns the key kept in path when it is still registered, or
-// registers a new one for the dev user and keeps it there.
+// registers a new one for the dev user and keeps it there. The dev user
+// has git access.
 func devKey(c *cli.Context, reg *registry.Registry, path string) (string, error) {
+	key := ""
 	if b, err := os.ReadFile(path); err == nil {
-		key := strings.TrimSpace(string(b))
-		if reg.UserByKey(registry.HashKey(key)) != nil {
-			return key, nil
+		key = strings.TrimSpace(string(b))
+	}
+	if key == "" || reg.UserByKey(registry.HashKey(key)) == nil {
+		var err error
+		if key, _, err = reg.AddKey(c.Context, "Developer", devEmail); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("keep dev key: %w", err)
 		}
 	}
-	key, _, err := reg.AddKey(c.Context, "Developer", devEmail)
-	if err != nil {
+	if _, err := reg.GrantGitAccess(c.Context, devEmail); err != nil {
 		return "", err
-	}
-	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("keep dev key: %w", err)
 	}
 	return key, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mengi-cloud/gitops/githttp"
 	"github.com/mengi-cloud/gitops/pushcheck"
 	"github.com/mengi-cloud/gitops/registry"
 )
@@ -56,8 +57,9 @@ func checkPushCommand() *cli.Command {
 			"spec says, names a cluster or owner the registry does not know or a cluster the owner may not\n" +
 			"use, or changes its owner, and when it adds a user or cluster record; each problem is printed\n" +
 			"as FILE:LINE: FIELD: MESSAGE. Deleting main and pushing refs/mengi/* are refused; other\n" +
-			"branches (for pull requests) are not checked. `mengi serve`, `mengi agent` and `mengi up`\n" +
-			"install it as hooks/pre-receive.",
+			"branches (for pull requests) are not checked, except that a push through the server's git\n" +
+			"endpoint (/git/deployments.git) may change main only. `mengi serve`, `mengi agent` and\n" +
+			"`mengi up` install it as hooks/pre-receive.",
 		Flags: []cli.Flag{RepoFlag(), &cli.StringFlag{Name: "registry", Required: true, Usage: "the registry repository"}},
 		Action: func(c *cli.Context) error {
 			reg, err := registry.OpenExisting(c.String("registry"))
@@ -94,6 +96,8 @@ func checkRef(c *cli.Context, reg *registry.Registry, old, new, ref string) ([]s
 	switch {
 	case strings.HasPrefix(ref, "refs/mengi/"):
 		return []string{ref + ": refs/mengi/ are Mengi's own; a push may not change them"}, nil
+	case ref != "refs/heads/main" && os.Getenv(githttp.PushEnv) == "1":
+		return []string{ref + ": the server's git endpoint takes pushes of main only (Mengi follows main alone); push your commits to main"}, nil
 	case ref != "refs/heads/main":
 		return nil, nil
 	}

@@ -21,6 +21,8 @@ func keysCommand() *cli.Command {
 				RegistryFlag(),
 				&cli.StringFlag{Name: "name", Usage: "the user's name (commit author name)", Required: true},
 				&cli.StringFlag{Name: "email", Usage: "the user's email (commit author email)", Required: true},
+				&cli.BoolFlag{Name: "git-access", Usage: "also let the user clone and push the deployments repository over the server's git endpoint " +
+					"(/git/deployments.git, any of their keys as the password); kept by later `keys add` without the flag"},
 			},
 			Action: func(c *cli.Context) error {
 				reg, closeRepos, err := RegistryOnly(c.Context, c.String("repo"), c.String("registry"))
@@ -31,6 +33,11 @@ func keysCommand() *cli.Command {
 				key, _, err := reg.AddKey(c.Context, c.String("name"), c.String("email"))
 				if err != nil {
 					return err
+				}
+				if c.Bool("git-access") {
+					if _, err := reg.GrantGitAccess(c.Context, c.String("email")); err != nil {
+						return err
+					}
 				}
 				fmt.Fprintln(c.App.Writer, key)
 				return nil

@@ -8,11 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/mengi-cloud/gitops/api"
+	"github.com/mengi-cloud/gitops/githttp"
 	"github.com/mengi-cloud/gitops/gitremote"
 	"github.com/mengi-cloud/gitops/hooks"
 	"github.com/mengi-cloud/gitops/registry"
@@ -105,6 +108,17 @@ func ServeWithChecks(ctx context.Context, repos *registry.Repos, remote *Remote,
 	} else if remote != nil {
 		log.Info("no --webhook-secret-file: the remote is fetched every --poll-interval only", "poll", remote.Poll)
 	}
+	if remote == nil {
+		// The repository is local: serve it to engineers over git's smart
+		// HTTP (with --remote the forge does).
+		git, err := GitMount(repos, log)
+		if err != nil {
+			return err
+		}
+		if git != nil {
+			mounts = append(mounts, *git)
+		}
+	}
 	if prs == nil {
 		return serve(ctx, mounts)
 	}
@@ -116,10 +130,34 @@ func ServeWithChecks(ctx context.Context, repos *registry.Repos, remote *Remote,
 	return errors.Join(err, <-done)
 }
 
-// Mount is a handler served beside the API at Path.
+// Mount is a handler served beside the API at Path: that path alone, or
+// every path under it when Path ends with a slash.
 type Mount struct {
 	Path    string
 	Handler http.Handler
+	// Ready, when set, is called with the bound address (to log a URL).
+	Ready func(addr string)
+}
+
+func (m Mount) matches(path string) bool {
+	return path == m.Path || (strings.HasSuffix(m.Path, "/") && strings.HasPrefix(path, m.Path))
+}
+
+// GitMount serves the deployments repository over git's smart HTTP under
+// /git/ (package githttp); nil when git is not on PATH, which leaves the
+// API working.
+func GitMount(repos *registry.Repos, log *slog.Logger) (*Mount, error) {
+	git, err := githttp.New(githttp.Options{RepoDir: repos.Deployments.Dir(), Auth: repos.Registry, Logger: log})
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		log.Warn("the git endpoint is off: git is not on PATH", "err", err)
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return &Mount{Path: githttp.Prefix, Handler: git, Ready: func(addr string) {
+		log.Info("git endpoint", "git", CloneURL(addr))
+	}}, nil
 }
 
 // ServeAPI serves the API, and the handlers of mounts at their paths,
@@ -127,16 +165,27 @@ type Mount struct {
 // finish before returning. ready, when set, is called with the bound
 // address.
 func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, log *slog.Logger, ready func(addr string), mounts ...Mount) error {
-	var handler http.Handler = api.New(repos.Deployments, repos.Registry, api.Options{Logger: log})
-	if len(mounts) > 0 {
-		mux := http.NewServeMux()
+	apiHandler := api.New(repos.Deployments, repos.Registry, api.Options{Logger: log})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, m := range mounts {
-			mux.Handle(m.Path, m.Handler)
+			if m.matches(r.URL.Path) {
+				m.Handler.ServeHTTP(w, r)
+				return
+			}
 		}
-		mux.Handle("/", handler)
-		handler = mux
+		apiHandler.ServeHTTP(w, r)
+	})
+	onReady := func(addr string) {
+		for _, m := range mounts {
+			if m.Ready != nil {
+				m.Ready(addr)
+			}
+		}
+		if ready != nil {
+			ready(addr)
+		}
 	}
-	return Serve(ctx, "API", addr, handler, grace, log, ready, "repo", repos.Deployments.Dir(), "registry", repos.Registry.Dir())
+	return Serve(ctx, "API", addr, handler, grace, log, onReady, "repo", repos.Deployments.Dir(), "registry", repos.Registry.Dir())
 }
 
 // Serve serves handler on addr until ctx ends, then lets in-flight
@@ -174,6 +223,9 @@ func Serve(ctx context.Context, name, addr string, handler http.Handler, grace t
 	}
 	return nil
 }
+
+// CloneURL is the URL of the deployments repository served at addr.
+func CloneURL(addr string) string { return "http://" + addr + githttp.Prefix + githttp.RepoName }
 
 // NewLogger returns a text logger on stderr at the named level (debug,
 // info, warn or error).
