@@ -45,6 +45,9 @@ type env struct {
 	log     *slog.Logger
 	logs    *logRecorder
 	charts  string // the agent's chart cache
+	// agentStore, when set, is the agent's own store (a second mirror of
+	// a remote); else the agent shares store with the API.
+	agentStore *gitstore.Store
 
 	mu        sync.Mutex
 	agent     *agent.Agent
@@ -105,7 +108,7 @@ func (e *env) startAgent() *agent.Agent {
 	}
 	log := e.log
 	a, err := agent.New(agent.Options{
-		Store: e.store, Registry: e.reg, Renderer: renderer, Logger: log, HealthTimeout: 45 * time.Second, DriftInterval: time.Second,
+		Store: e.agentsStore(), Registry: e.reg, Renderer: renderer, Logger: log, HealthTimeout: 45 * time.Second, DriftInterval: time.Second,
 		Connect: func(c *schema.Cluster) (agent.Conn, error) { return cluster.Connect(c, cluster.Options{Logger: log}) },
 	})
 	if err != nil {
@@ -131,6 +134,13 @@ func (e *env) startAgent() *agent.Agent {
 		wg.Wait()
 	}
 	return a
+}
+
+func (e *env) agentsStore() *gitstore.Store {
+	if e.agentStore != nil {
+		return e.agentStore
+	}
+	return e.store
 }
 
 // stopTheAgent stops the running agent (Run returns) and waits for it.

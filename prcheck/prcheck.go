@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/mengi-cloud/gitops/forge"
 	"github.com/mengi-cloud/gitops/hooks"
 	"github.com/mengi-cloud/gitops/pushcheck"
 	"github.com/mengi-cloud/gitops/render"
@@ -232,4 +233,18 @@ func (c *Checker) mergeBase(ctx context.Context, base, head plumbing.Hash) (stri
 		return "", fmt.Errorf("git merge-base: %w", err)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// ForgeReporter posts reports through a forge client: the status with
+// context Context, the comment marked with Marker.
+func ForgeReporter(f forge.Reporter) Reporter { return forgeReporter{f} }
+
+type forgeReporter struct{ f forge.Reporter }
+
+func (r forgeReporter) SetStatus(ctx context.Context, sha, state, description string) error {
+	return r.f.SetStatus(ctx, sha, forge.Status{State: forge.State(state), Context: Context, Description: description})
+}
+
+func (r forgeReporter) UpsertComment(ctx context.Context, pr int, body string) error {
+	return r.f.UpsertComment(ctx, pr, Marker, body)
 }

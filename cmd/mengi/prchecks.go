@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -76,18 +75,7 @@ func pullRequests(c *cli.Context, repos *registry.Repos, gr *gitremote.Remote, l
 		Remote:   gr,
 		Registry: repos.Registry,
 		Renderer: renderer,
-		Reporter: reporter{client},
+		Reporter: prcheck.ForgeReporter(client),
 		Logger:   log.With("component", "prcheck"),
 	})
-}
-
-// reporter posts prcheck's reports through a forge client.
-type reporter struct{ forge.Reporter }
-
-func (r reporter) SetStatus(ctx context.Context, sha, state, description string) error {
-	return r.Reporter.SetStatus(ctx, sha, forge.Status{State: forge.State(state), Context: prcheck.Context, Description: description})
-}
-
-func (r reporter) UpsertComment(ctx context.Context, pr int, body string) error {
-	return r.Reporter.UpsertComment(ctx, pr, prcheck.Marker, body)
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/mengi-cloud/gitops/api"
 	"github.com/mengi-cloud/gitops/bench"
-	"github.com/mengi-cloud/gitops/registry"
 )
 
 // BenchCommand is `bench` with its api and store subcommands, and more
@@ -39,6 +38,10 @@ func benchAPICommand() *cli.Command {
 			&cli.StringFlag{Name: "dir", Usage: "where to create the repository (default: a temporary folder, removed after)"},
 			&cli.StringFlag{Name: "results", Usage: "append the result line to this file"},
 			&cli.StringFlag{Name: "log-level", Usage: "log level of the store (warn: quiet)", Value: "warn"},
+			&cli.StringFlag{Name: "remote", Usage: "an empty repository on a Git server: the store is its mirror and every batch is pushed there before it is answered"},
+			&cli.StringFlag{Name: "remote-token-file", Usage: "file holding the token for --remote (or MENGI_REMOTE_TOKEN)"},
+			&cli.DurationFlag{Name: "poll-interval", Hidden: true, Value: 10 * time.Second},
+			&cli.StringFlag{Name: "webhook-secret-file", Hidden: true},
 		},
 		Action: benchAPI,
 	}
@@ -68,7 +71,11 @@ func benchAPI(c *cli.Context) error {
 	}
 	// The seed holds users and clusters among the deployments, as an
 	// earlier version did: opening moves them to the registry.
-	repos, err := registry.OpenRepos(c.Context, repo, "", log)
+	remote, err := RemoteFromFlags(c)
+	if err != nil {
+		return err
+	}
+	repos, _, err := OpenRepos(c.Context, repo, "", remote, log)
 	if err != nil {
 		return err
 	}
@@ -83,8 +90,12 @@ func benchAPI(c *cli.Context) error {
 	defer srv.Close()
 
 	res := bench.CreateLoad(c.Context, "http://"+ln.Addr().String(), seed.Key, seed.ClusterIDs, c.Int("clients"), c.Duration("duration"), 0)
-	line := fmt.Sprintf("deployments=%d clients=%d %s seed_s=%.1f open_s=%.2f rss_mb=%d",
-		c.Int("deployments"), c.Int("clients"), res, seeded.Seconds(), opened.Seconds(), PeakRSSMB())
+	where := "local"
+	if remote != nil {
+		where = "remote"
+	}
+	line := fmt.Sprintf("repo=%s deployments=%d clients=%d %s seed_s=%.1f open_s=%.2f rss_mb=%d",
+		where, c.Int("deployments"), c.Int("clients"), res, seeded.Seconds(), opened.Seconds(), PeakRSSMB())
 	fmt.Fprintln(c.App.Writer, line)
 	return AppendResult(c.String("results"), line)
 }
