@@ -16,7 +16,7 @@
 // forge-bin`); $MENGI_FORGE_BIN names their folder (`make test` sets it).
 // Start fails the test, never skips it, when the variable is unset or Gitea
 // does not start. Each Start runs its own Gitea (SQLite, a free port, a
-// folder in t.TempDir()) in about 1.5 s and about 170 MB of memory; it stops
+// folder in t.TempDir()) in about 1.7 s and about 175 MB of memory; it stops
 // when the test ends. Gitea's log is printed when the test failed.
 //
 // The methods of Forge call t.Fatalf of the test given to Start on any error;

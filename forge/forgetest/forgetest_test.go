@@ -243,10 +243,13 @@ func TestForge(t *testing.T) {
 	}
 	samples["pull_request reopened"] = summarize(sink.Wait("pull request reopened", PullRequest(pr2, "reopened")))
 
-	// The reflog of main logged the git push and the API merge.
+	// A commit straight to main through the contents API.
+	direct := f.CommitFile(repo, "main", "", "apps/demo.yaml", []byte("replicas: 4\n"), "direct edit")
+
+	// The reflog of main logged the git push, the API merge and the API commit.
 	f.AssertNoForcePush(t, repo)
 	es, err := parseReflog(mustRead(t, filepath.Join(f.RepoDir(repo), "logs", "refs", "heads", "main")))
-	if err != nil || len(es) != 2 || es[0].new != first || es[1].new != merged {
+	if err != nil || len(es) != 3 || es[0].new != first || es[1].new != merged || es[2].new != direct {
 		t.Fatalf("reflog of main: %+v %v", es, err)
 	}
 
