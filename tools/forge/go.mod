@@ -3,7 +3,12 @@
 // module so that github.com/mengi-cloud/gitops never depends on Gitea. The
 // replace lines are Gitea v1.26.0's own: `go install code.gitea.io/gitea@...`
 // refuses a module with replace directives, so this module requires Gitea and
-// builds its main package by import path.
+// builds its main package by import path (the tool directive keeps the
+// requirement). go.mod and go.sum are what `go get -tool code.gitea.io/gitea@v1.26.0`
+// wrote: do not run `go mod tidy`, which would add Gitea's test-only
+// dependencies and look up a module for a package missing from them. To
+// change the version, start again from the replace lines of the new version's
+// go.mod.
 module mengi.local/forgebuild
 
 go 1.26.2
