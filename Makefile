@@ -6,8 +6,10 @@ SERVER_BIN ?= bin/mengi-server
 DATA     ?= .run
 # The local control plane's binaries live outside the tree, keyed on their pinned versions.
 CLUSTER_BIN = $(shell bash tools/devcluster/build.sh --print-dir)
+# The Git forge (Gitea) of the forge tests, likewise outside the tree, keyed on its pinned version.
+FORGE_BIN = $(shell bash tools/forge/build.sh --print-dir)
 
-.PHONY: build run test test-unit fuzz bench bench-store bench-agent lint cluster-bin cluster-up cluster-down
+.PHONY: build run test test-unit fuzz bench bench-store bench-agent lint cluster-bin forge-bin cluster-up cluster-down
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mengi
@@ -17,9 +19,9 @@ build:
 run: build cluster-bin
 	MENGI_CLUSTER_BIN=$(CLUSTER_BIN) $(BIN) up --data $(DATA)
 
-## test: every test, including those against the real local cluster and real git.
-test: cluster-bin lint
-	MENGI_CLUSTER_BIN=$(CLUSTER_BIN) $(GO) test -race -timeout 30m ./...
+## test: every test, including those against the real local cluster, real git and a real Gitea.
+test: cluster-bin forge-bin lint
+	MENGI_CLUSTER_BIN=$(CLUSTER_BIN) MENGI_FORGE_BIN=$(FORGE_BIN) $(GO) test -race -timeout 30m ./...
 	$(MAKE) fuzz
 
 ## fuzz: a short run of each fuzz target (the seed corpus always runs in `make test`). Budgets are
@@ -67,6 +69,10 @@ lint:
 ## cluster-bin: build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok once.
 cluster-bin:
 	bash tools/devcluster/build.sh
+
+## forge-bin: build Gitea (the Git forge of the forge tests) and its options/ once.
+forge-bin:
+	bash tools/forge/build.sh
 
 ## cluster-up: start the local cluster in the background (state in .run/cluster); `make cluster-down` stops it.
 cluster-up: build cluster-bin
