@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,8 @@ import (
 )
 
 const forgeRepo = "deployments"
+
+var imageRE = regexp.MustCompile(`docker_image: \S+`)
 
 // forgeEnv is the system on a real Gitea: the API's store and the agent's
 // store are two mirrors of the forge's repository (two machines, as far
@@ -280,7 +283,7 @@ func TestForgeConcurrentWritesAndMerges(t *testing.T) {
 	for i := range 3 {
 		file := e.forgeGit("show", "main:"+path)
 		branch := fmt.Sprintf("tag-%d", i)
-		e.forge.CommitFile(forgeRepo, "main", branch, path, []byte(strings.Replace(file, "nginx:1.27", fmt.Sprintf("nginx:1.27.%d", i), 1)), "seed: nginx 1.27."+fmt.Sprint(i))
+		e.forge.CommitFile(forgeRepo, "main", branch, path, []byte(imageRE.ReplaceAllString(file, fmt.Sprintf("docker_image: nginx:1.27.%d", i))), "seed: nginx 1.27."+fmt.Sprint(i))
 		pr := e.forge.OpenPR(forgeRepo, branch, "main", "nginx 1.27."+fmt.Sprint(i))
 		e.forge.WaitMergeable(forgeRepo, pr)
 		merges = append(merges, e.forge.MergePR(forgeRepo, pr, "merge"))

@@ -317,17 +317,32 @@ func (f *Forge) WaitMergeable(repo string, number int) {
 }
 
 // MergePR merges pull request number with style (merge, rebase,
-// rebase-merge, squash, fast-forward-only) and returns the new head of the
-// base branch. It waits until the pull request is mergeable first.
+// rebase-merge, squash, fast-forward-only) and returns the merge commit
+// (or, when Gitea does not name one, the new head of the base branch). It
+// waits until the pull request is mergeable first, and tries again while
+// Gitea answers 405 "Please try again later" (it re-checks the pull
+// request each time the base branch moves) or 409 (the base branch moved
+// during the merge).
 func (f *Forge) MergePR(repo string, number int, style string) (sha string) {
 	f.t.Helper()
 	f.WaitMergeable(repo, number)
-	f.must(f.call(http.MethodPost, f.repoPath(repo, "pulls", strconv.Itoa(number), "merge"), map[string]any{
-		"Do": style, "merge_message_field": fmt.Sprintf("Merge pull request #%d", number),
-	}, nil), "merge pull request %d of %s", number, repo)
+	f.waitFor(fmt.Sprintf("merge pull request %d of %s", number, repo), func() (bool, error) {
+		err := f.call(http.MethodPost, f.repoPath(repo, "pulls", strconv.Itoa(number), "merge"), map[string]any{
+			"Do": style, "merge_message_field": fmt.Sprintf("Merge pull request #%d", number),
+		}, nil)
+		// 409 "merge push out of date": the base branch moved while Gitea
+		// merged; an engineer would press the button again.
+		if err != nil && !isStatus(err, http.StatusMethodNotAllowed) && !isStatus(err, http.StatusConflict) {
+			f.must(err, "merge pull request %d of %s", number, repo)
+		}
+		return err == nil, err
+	})
 	pr := f.GetPR(repo, number)
 	if !pr.Merged {
 		f.t.Fatalf("forgetest: pull request %d of %s not merged after the merge call: %+v", number, repo, pr)
+	}
+	if pr.MergeCommitSHA != "" {
+		return pr.MergeCommitSHA
 	}
 	return f.BranchHead(repo, pr.Base.Ref)
 }
