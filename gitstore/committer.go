@@ -94,7 +94,7 @@ func (s *Store) run() {
 	defer close(s.stopped)
 	poll := time.NewTicker(s.opts.PollInterval)
 	defer poll.Stop()
-	var inflight []*batch // oldest first
+	var inflight []*batch        // oldest first
 	var remoteHead plumbing.Hash // the remote's head to follow once nothing is in flight
 	for {
 		if !remoteHead.IsZero() && len(inflight) == 0 {

@@ -129,7 +129,6 @@ func (f *forge) openPR(t *testing.T, n int, msg string) string {
 	return git(t, f.work, "rev-parse", "HEAD")
 }
 
-
 func newChecker(t *testing.T, f *forge, rep prcheck.Reporter) *prcheck.Checker {
 	mirror := filepath.Join(t.TempDir(), "mirror.git")
 	git(t, t.TempDir(), "init", "-q", "--bare", "--initial-branch=main", mirror)
