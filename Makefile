@@ -9,7 +9,7 @@ CLUSTER_BIN = $(shell bash tools/devcluster/build.sh --print-dir)
 # The Git forge (Gitea) of the forge tests, likewise outside the tree, keyed on its pinned version.
 FORGE_BIN = $(shell bash tools/forge/build.sh --print-dir)
 
-.PHONY: build run test test-unit fuzz bench bench-store bench-agent lint cluster-bin forge-bin cluster-up cluster-down
+.PHONY: build run test test-unit fuzz bench bench-store bench-agent bench-forge lint cluster-bin forge-bin cluster-up cluster-down
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mengi
@@ -73,6 +73,12 @@ cluster-bin:
 ## forge-bin: build Gitea (the Git forge of the forge tests) and its options/ once.
 forge-bin:
 	bash tools/forge/build.sh
+
+## bench-forge: the repository on a real Gitea (issue 17): creates beside a local repository and a
+## plain `git push`, merge → the agent's mirror (webhook, poll), pull request → status.
+bench-forge: build forge-bin
+	@mkdir -p $(dir $(BENCH_OUT))
+	MENGI_FORGE_BIN=$(FORGE_BIN) $(BIN) bench forge --results $(BENCH_OUT)
 
 ## cluster-up: start the local cluster in the background (state in .run/cluster); `make cluster-down` stops it.
 cluster-up: build cluster-bin

@@ -178,14 +178,22 @@ func (s *Store) checkExternal() {
 // per write large. At 64 writers the median batch went from 18 to 25
 // writes and the writes' p99 latency from 47.9 to 42.8 ms (BENCHMARKS.md).
 // With one writer nothing is in flight when a write comes, and it never
-// waits.
+// waits. With a remote it gathers until the batch in flight was pushed.
 func (s *Store) gather(first *request, inflight []*batch) []*request {
 	if len(inflight) == 0 {
 		return s.drain(first)
 	}
-	staged := inflight[len(inflight)-1].staged
+	last := inflight[len(inflight)-1]
+	staged, limit := last.staged, gatherWait
+	if s.opts.Remote != nil {
+		// A push takes a round trip to the remote (hundreds of
+		// milliseconds to a forge) and the next batch cannot be pushed
+		// before it: keep gathering until it is over, so one push carries
+		// every write that came in meanwhile.
+		staged, limit = last.settled, s.opts.RemoteTimeout
+	}
 	batch := []*request{first}
-	wait := time.NewTimer(gatherWait)
+	wait := time.NewTimer(limit)
 	defer wait.Stop()
 	for len(batch) < s.opts.MaxBatch {
 		select {
@@ -234,6 +242,7 @@ type batch struct {
 	commits    int
 	started    time.Time
 	staged     chan struct{} // closed once its pack is on disk (or failed to be)
+	settled    chan struct{} // closed once persist returned (gather's signal with a remote)
 	after      chan bool     // whether the batch before landed
 	done       chan error    // the outcome of making it durable
 }
@@ -262,11 +271,15 @@ func (s *Store) start(inflight []*batch, reqs []*request) []*batch {
 		s.answer(reqs, err)
 		return inflight
 	}
-	b.after, b.done, b.staged = make(chan bool, 1), make(chan error, 1), make(chan struct{})
+	b.after, b.done, b.staged, b.settled = make(chan bool, 1), make(chan error, 1), make(chan struct{}), make(chan struct{})
 	if len(inflight) == 0 {
 		b.after <- true
 	}
-	go func() { b.done <- s.persist(b) }()
+	go func() {
+		err := s.persist(b)
+		close(b.settled)
+		b.done <- err
+	}()
 	return append(inflight, b)
 }
 

@@ -22,7 +22,7 @@ func newApp() *cli.App {
 		devClusterCommand(),
 		upCommand(),
 		agentCommand(),
-		servercmd.BenchCommand(benchAgentCommand()),
+		servercmd.BenchCommand(benchAgentCommand(), benchForgeCommand()),
 		validateCommand(),
 		renderCommand(),
 	)

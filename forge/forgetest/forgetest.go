@@ -43,7 +43,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -58,9 +57,21 @@ const Admin = "forgeadmin"
 // password is every user's password; the tests use tokens.
 const password = "Forge-test-passw0rd"
 
+// T is what the harness needs of a test: testing.TB has it, and
+// `mengi bench forge` passes its own.
+type T interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+	Failed() bool
+}
+
 // Forge is one running Gitea.
 type Forge struct {
-	t       testing.TB
+	t       T
 	bin     string // the gitea binary
 	dir     string // work folder: app.ini, data/, repos/, custom/
 	logPath string
@@ -72,7 +83,7 @@ type Forge struct {
 
 // Start starts a Gitea for t and stops it when t ends. It fails t when
 // $MENGI_FORGE_BIN is unset or Gitea does not start.
-func Start(t testing.TB) *Forge {
+func Start(t T) *Forge {
 	t.Helper()
 	binDir := os.Getenv(EnvBin)
 	if binDir == "" {
@@ -118,7 +129,7 @@ func Start(t testing.TB) *Forge {
 
 // WithT returns a copy of f whose methods fail t instead of the test given to
 // Start; use it in subtests.
-func (f *Forge) WithT(t testing.TB) *Forge {
+func (f *Forge) WithT(t T) *Forge {
 	g := *f
 	g.t = t
 	return &g

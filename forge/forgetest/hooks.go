@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -33,7 +32,7 @@ func (d Delivery) Action() string { s, _ := d.Payload["action"].(string); return
 
 // HookSink is an HTTP server on 127.0.0.1 that records webhook deliveries.
 type HookSink struct {
-	t      testing.TB
+	t      T
 	srv    *httptest.Server
 	secret []byte
 	mu     sync.Mutex
@@ -43,7 +42,7 @@ type HookSink struct {
 
 // NewHookSink starts a sink that checks signatures with secret; it stops when
 // t ends.
-func NewHookSink(t testing.TB, secret string) *HookSink {
+func NewHookSink(t T, secret string) *HookSink {
 	t.Helper()
 	s := &HookSink{t: t, secret: []byte(secret), notify: make(chan struct{}, 1)}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))

@@ -8,12 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"testing"
 )
 
 // AssertNoForcePush fails t unless branch main of repo only ever moved
 // forward: see CheckNoForcePush.
-func (f *Forge) AssertNoForcePush(t testing.TB, repo string) {
+func (f *Forge) AssertNoForcePush(t T, repo string) {
 	t.Helper()
 	if err := CheckNoForcePush(f.RepoDir(repo), "main"); err != nil {
 		t.Fatalf("forgetest: %s: %v", repo, err)
