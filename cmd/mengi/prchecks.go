@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -37,6 +38,10 @@ func serveExtensions() servercmd.Extensions {
 // with a webhook (nil without one: checks start from webhook deliveries).
 func pullRequests(c *cli.Context, repos *registry.Repos, gr *gitremote.Remote, log *slog.Logger) (servercmd.PullRequestChecker, error) {
 	if gr == nil || c.String("webhook-secret-file") == "" {
+		return nil, nil
+	}
+	if strings.HasPrefix(gr.URL(), "file://") {
+		log.Info("pull requests are not checked: a file:// remote has no forge")
 		return nil, nil
 	}
 	remote, err := servercmd.RemoteFromFlags(c)
