@@ -19,8 +19,10 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -56,7 +58,7 @@ type Remote struct {
 	wait   time.Duration
 	log    *slog.Logger
 
-	fetchMu sync.Mutex // one fetch at a time: each writes the tracking ref
+	fetching chan struct{} // holds a token while a fetch runs: one at a time, each writes refs
 
 	mu   sync.Mutex
 	down bool // the last push or fetch could not reach the remote
@@ -83,7 +85,7 @@ func New(dir string, opts Options) (*Remote, error) {
 	}
 	u.User = nil
 	return &Remote{dir: dir, url: u.String(), branch: opts.Branch, env: gitEnv(user, opts.Token),
-		wait: opts.PushWait, log: opts.Logger}, nil
+		wait: opts.PushWait, log: opts.Logger, fetching: make(chan struct{}, 1)}, nil
 }
 
 // ParseURL checks a remote's URL: https, http or file, and no password.
@@ -163,8 +165,15 @@ func (r *Remote) FetchRef(ctx context.Context, ref string) (plumbing.Hash, error
 }
 
 func (r *Remote) fetch(ctx context.Context, src, dst string) (plumbing.Hash, error) {
-	r.fetchMu.Lock()
-	defer r.fetchMu.Unlock()
+	select {
+	case r.fetching <- struct{}{}:
+	case <-ctx.Done():
+		return plumbing.ZeroHash, fmt.Errorf("fetch %s from %s: waiting for another fetch: %w: %w", src, r.url, ctx.Err(), gitstore.ErrRemoteUnavailable)
+	}
+	defer func() { <-r.fetching }()
+	// Only this process fetches into its mirror, one fetch at a time: a
+	// lock file left by a fetch that was killed is stale.
+	os.Remove(filepath.Join(r.dir, filepath.FromSlash(dst)+".lock"))
 	_, stderr, err := r.git(ctx, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--", r.url, "+"+src+":"+dst)
 	if err != nil {
 		if strings.Contains(stderr, "couldn't find remote ref") {
@@ -202,12 +211,30 @@ func (r *Remote) Push(ctx context.Context, old, new plumbing.Hash) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			if r.landed(new) {
+				// The remote took an attempt whose answer was lost.
+				r.setDown(false)
+				return nil
+			}
 			return fmt.Errorf("push to %s: %w: %w", r.url, retry.err, gitstore.ErrRemoteUnavailable)
 		case <-timer.C:
 		}
 		r.log.Warn("push to the remote failed; trying again", "remote", r.url, "err", retry.err)
 		pause = min(2*pause, 2*time.Second)
 	}
+}
+
+// landed asks the remote, briefly, whether its branch is at commit: a push
+// whose answer was lost may have landed all the same.
+func (r *Remote) landed(commit plumbing.Hash) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, _, err := r.git(ctx, "ls-remote", "--", r.url, "refs/heads/"+r.branch)
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(out)
+	return len(f) >= 1 && f[0] == commit.String()
 }
 
 // pushWait is the bound of a push: the whole wait, or one attempt's worth
@@ -326,6 +353,9 @@ func (r *Remote) git(ctx context.Context, args ...string) (stdout, stderr string
 	cmd.Env = r.env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	// SIGTERM, not SIGKILL, when ctx ends: git then removes its lock
+	// files; WaitDelay kills it if it does not stop.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	err = cmd.Run()
 	if ctx.Err() != nil && err != nil {

@@ -313,12 +313,21 @@ func (s *Store) landFirst(inflight []*batch, err error) []*batch {
 		s.answer(b.reqs, err)
 	} else {
 		s.log.Warn("batch not committed, running its writes again", "writes", len(b.reqs), "batches after it", len(rest), "err", err)
+		landed := false
 		if errors.Is(err, ErrRemoteMoved) {
 			if perr := s.pullRemote(); perr != nil {
 				s.log.Warn("fetching from the remote failed", "err", perr)
 			}
+			// An earlier attempt of the push may have landed (its answer
+			// lost) before someone pushed on top: then the writes are on
+			// the branch already.
+			landed = b.pack != nil && s.isAncestor(b.head, s.head, followLookBack)
 		}
-		s.commitBatch(b.reqs)
+		if landed {
+			s.answer(b.reqs, nil)
+		} else {
+			s.commitBatch(b.reqs)
+		}
 	}
 	for _, r := range rest {
 		s.commitBatch(r.reqs)
@@ -343,9 +352,15 @@ func (s *Store) commitBatch(reqs []*request) {
 		if errors.Is(err, ErrRemoteMoved) {
 			// An engineer merged, or another replica wrote: fetch their
 			// commits and redo the batch on top.
+			before := s.head
 			if rerr := s.pullRemote(); rerr != nil {
 				err = rerr
 				break
+			}
+			if s.head == before {
+				// The fetch did not see the move yet (a forge serving
+				// fetches from a replica): give it a moment.
+				time.Sleep(time.Duration(attempt+1) * remoteRetryPause)
 			}
 			continue
 		}
@@ -359,8 +374,15 @@ func (s *Store) commitBatch(reqs []*request) {
 			break
 		}
 	}
+	if errors.Is(err, ErrRemoteMoved) {
+		err = fmt.Errorf("%w: the remote branch kept moving: %w", ErrRemoteUnavailable, err)
+	}
 	s.answer(reqs, err)
 }
+
+// remoteRetryPause is the pause, times the attempt, before a batch is
+// pushed again when the fetch after a rejected push found nothing new.
+const remoteRetryPause = 50 * time.Millisecond
 
 // maxAttempts bounds how often a batch is run again because the branch
 // moved under it, before its writes fail.

@@ -114,11 +114,21 @@ func (s *Store) pushBatch(old, new plumbing.Hash) error {
 	return s.opts.Remote.Push(context.Background(), old, new)
 }
 
-// followRemote moves the local branch to the remote's head (when it is
-// not a commit of this store's, or one before it) and takes the change in.
-// Only the committer calls it, with no batch in flight.
+// followRemote moves the local branch forward to the remote's head and
+// takes the change in. It only ever fast-forwards: a head the branch
+// already holds (a fetch that started before this store's last push
+// landed) is left alone, and so is one that does not descend from the
+// branch (a remote rewound by hand), which is reported. Only the
+// committer calls it, with no batch in flight.
 func (s *Store) followRemote(remote plumbing.Hash) error {
 	if remote.IsZero() || remote == s.head || s.ownHeads.has(remote) || s.isAncestor(remote, s.head, followLookBack) {
+		return nil
+	}
+	if !s.head.IsZero() && !s.isAncestor(s.head, remote, -1) {
+		if !s.isAncestor(remote, s.head, -1) {
+			s.log.Error("the remote's branch does not descend from this mirror's: not followed (was it rewound or force-pushed?)",
+				"remote", short(remote), "local", short(s.head))
+		}
 		return nil
 	}
 	local, err := s.ref.read()

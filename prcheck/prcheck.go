@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
@@ -32,6 +33,10 @@ import (
 // Context is the commit status's context; a branch protection rule makes
 // it required.
 const Context = "mengi/validate"
+
+// CheckTimeout bounds one pull request's check, fetches and renders
+// included.
+const CheckTimeout = 5 * time.Minute
 
 // Marker starts the comment the check keeps up to date.
 const Marker = "<!-- mengi/validate -->"
@@ -151,6 +156,8 @@ func (c *Checker) Run(ctx context.Context) error {
 // CheckAndReport checks pull request n at its current head and posts the
 // status and the comment.
 func (c *Checker) CheckAndReport(ctx context.Context, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
 	head, err := c.opts.Remote.FetchRef(ctx, fmt.Sprintf("refs/pull/%d/head", n))
 	if err != nil {
 		return fmt.Errorf("fetch pull request #%d: %w", n, err)
@@ -169,11 +176,17 @@ func (c *Checker) CheckAndReport(ctx context.Context, n int) error {
 		}
 		return err
 	}
-	if err := c.opts.Reporter.UpsertComment(ctx, n, rep.Markdown()); err != nil {
-		return fmt.Errorf("comment on pull request #%d: %w", n, err)
+	// The status goes out even when the comment does not (a required
+	// check must not stay pending).
+	commentErr := c.opts.Reporter.UpsertComment(ctx, n, rep.Markdown())
+	if commentErr != nil {
+		commentErr = fmt.Errorf("comment on pull request #%d: %w", n, commentErr)
 	}
 	if err := c.opts.Reporter.SetStatus(ctx, head.String(), rep.State(), rep.Summary()); err != nil {
-		return fmt.Errorf("status of pull request #%d: %w", n, err)
+		return errors.Join(commentErr, fmt.Errorf("status of pull request #%d: %w", n, err))
+	}
+	if commentErr != nil {
+		return commentErr
 	}
 	c.log.Info("pull request checked", "pr", n, "head", head.String(), "state", rep.State(), "problems", len(rep.Problems))
 	return nil
