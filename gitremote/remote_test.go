@@ -381,3 +381,78 @@ func TestTwoReplicasWritingAtOnce(t *testing.T) {
 	git(t, remote, "fsck", "--strict")
 	assertNoForcePush(t, remote)
 }
+
+// TestOpenWhileRemoteDown: a mirror that holds the branch opens while the
+// remote cannot be reached, serves what it has, fails writes as
+// unavailable, and writes again once the remote is back; an empty mirror
+// does not open (its agent would see no deployments at all).
+func TestOpenWhileRemoteDown(t *testing.T) {
+	remote := bareRemote(t)
+	dir := filepath.Join(t.TempDir(), "mirror")
+	s, err := tryOpen(dir, remote, gitstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(context.Background(), note("a", "a")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.Rename(remote, remote+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tryOpen(filepath.Join(t.TempDir(), "empty"), remote, gitstore.Options{}); !errors.Is(err, gitstore.ErrRemoteUnavailable) {
+		t.Errorf("an empty mirror opened with the remote away: %v", err)
+	}
+	s, err = tryOpen(dir, remote, gitstore.Options{})
+	if err != nil {
+		t.Fatalf("a mirror with the branch did not open with the remote away: %v", err)
+	}
+	defer s.Close()
+	var found bool
+	s.Read(func(v *gitstore.View) { found = v.DeploymentByName(testCluster, "a") != nil })
+	if !found {
+		t.Error("the mirror does not serve deployment a")
+	}
+	if _, err := s.Apply(context.Background(), note("b", "b")); !errors.Is(err, gitstore.ErrRemoteUnavailable) {
+		t.Errorf("a write with the remote away: %v, want ErrRemoteUnavailable", err)
+	}
+	if err := os.Rename(remote+".away", remote); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(context.Background(), note("b", "b")); err != nil {
+		t.Fatalf("a write with the remote back: %v", err)
+	}
+	if got := git(t, remote, "log", "--format=%s", "main"); got != "create b\ncreate a" {
+		t.Errorf("remote log:\n%s", got)
+	}
+}
+
+// TestRewoundRemoteIsNotFollowed: when the remote's branch is reset to an
+// older commit by hand, the mirror does not move back (its readers would
+// lose acknowledged writes); the next write goes on top of what it has.
+func TestRewoundRemoteIsNotFollowed(t *testing.T) {
+	remote := bareRemote(t)
+	s := mirror(t, remote, gitstore.Options{})
+	if _, err := s.Apply(context.Background(), note("a", "a")); err != nil {
+		t.Fatal(err)
+	}
+	first := s.Head()
+	if _, err := s.Apply(context.Background(), note("b", "b")); err != nil {
+		t.Fatal(err)
+	}
+	git(t, remote, "update-ref", "refs/heads/main", first.String())
+	s.Sync()
+	if _, err := s.Apply(context.Background(), note("c", "c")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		var found bool
+		s.Read(func(v *gitstore.View) { found = v.DeploymentByName(testCluster, name) != nil })
+		if !found {
+			t.Errorf("deployment %s is gone from the mirror", name)
+		}
+	}
+	if got := git(t, remote, "log", "--format=%s", "main"); got != "create c\ncreate b\ncreate a" {
+		t.Errorf("remote log:\n%s", got)
+	}
+}

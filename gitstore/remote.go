@@ -71,6 +71,25 @@ func (s *Store) syncRemote(ctx context.Context) error {
 		"start from an empty --repo directory to follow the remote", s.dir, short(local), short(remote))
 }
 
+// startOffline tells whether the store may open although the remote could
+// not be brought level (err): only when the remote could not be reached
+// and the mirror holds a branch, every commit of which the remote took
+// before (the mirror's branch only moves after a push). The store then
+// serves what it has, writes fail with ErrRemoteUnavailable until the
+// remote answers, and the first fetch brings it level. An empty mirror
+// never starts this way: its agent would see no deployments at all.
+func (s *Store) startOffline(err error) bool {
+	if !errors.Is(err, ErrRemoteUnavailable) {
+		return false
+	}
+	local, rerr := s.ref.read()
+	if rerr != nil || local.IsZero() {
+		return false
+	}
+	s.log.Warn("the remote cannot be reached: serving the mirror as it is until it answers", "head", short(local), "err", err)
+	return true
+}
+
 // isAncestor reports whether commit a is reachable from b, looking at no
 // more than limit commits (negative: no bound).
 func (s *Store) isAncestor(a, b plumbing.Hash, limit int) bool {

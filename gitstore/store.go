@@ -176,7 +176,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), opts.RemoteTimeout)
 		err := s.syncRemote(ctx)
 		cancel()
-		if err != nil {
+		if err != nil && !s.startOffline(err) {
 			s.objs.close()
 			return nil, fmt.Errorf("open %s: %w", dir, err)
 		}
