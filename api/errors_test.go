@@ -1,10 +1,15 @@
 package api_test
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mengi-cloud/gitops/api"
 )
@@ -116,6 +121,30 @@ func TestBodyTooLarge(t *testing.T) {
 
 // TestUnsupportedMediaType: a body that is not declared as JSON answers 415;
 // JSON with parameters, +json types and a missing Content-Type are read.
+// TestExpectContinueTooLarge: a body declared over the limit with
+// `Expect: 100-continue` is answered 413 with a JSON detail, never
+// `100 Continue`, and nothing of it is read.
+func TestExpectContinueTooLarge(t *testing.T) {
+	e := newEnv(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /deployments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"+
+		"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n", e.alice.key, 10<<20)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), `"detail":"Request body too large`) {
+		t.Errorf("answer %d %s, want 413 with a JSON detail", resp.StatusCode, body)
+	}
+}
+
 func TestUnsupportedMediaType(t *testing.T) {
 	e := newEnv(t)
 	id := str(e.create(t, e.alice, dockerBody(e.prod, "web")), "id")

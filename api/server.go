@@ -171,6 +171,8 @@ func (s *Server) authed(h handler) http.HandlerFunc {
 	}
 }
 
+var errBodyTooLarge = errorf(http.StatusRequestEntityTooLarge, "Request body too large: at most 1 MiB (1048576 bytes) is accepted")
+
 // readJSONBody reads a JSON request body: 415 for another media type, 413
 // past MaxBodyBytes.
 func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -180,10 +182,16 @@ func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 			return nil, errorf(http.StatusUnsupportedMediaType, "Unsupported media type '"+ct+"': send 'application/json'")
 		}
 	}
+	// A declared length over the limit is refused before the body is
+	// read, so a client that sent `Expect: 100-continue` gets the 413
+	// instead of `100 Continue`.
+	if r.ContentLength > MaxBodyBytes {
+		return nil, errBodyTooLarge
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "Request body too large: at most 1 MiB (1048576 bytes) is accepted")
+		return nil, errBodyTooLarge
 	}
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "Could not read the request body: "+err.Error())

@@ -51,6 +51,9 @@ func (r *Renderer) renderHelm(ctx context.Context, d *schema.Deployment) (*Relea
 // nothing of Mengi ignore it. The custom values are read exactly as Helm
 // reads a values file.
 func helmValues(custom, deploymentID string) (map[string]any, error) {
+	if msg := schema.ValuesAliasProblem(custom); msg != "" {
+		return nil, invalidSpec("custom_values_yaml", "%s", strings.TrimPrefix(msg, "custom_values_yaml "))
+	}
 	var doc any
 	if err := yaml.Unmarshal([]byte(custom), &doc); err != nil {
 		return nil, invalidSpec("custom_values_yaml", "not valid YAML: %s", strings.TrimPrefix(err.Error(), "error converting YAML to JSON: yaml: "))

@@ -63,6 +63,18 @@ func TestChartRepository(t *testing.T) {
 	t.Cleanup(noIndex.Close)
 	garbageIndex := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("entries: [1, 2")) }))
 	t.Cleanup(garbageIndex.Close)
+	// An index of 1 MB whose aliases expand to about 10 GB.
+	var bomb strings.Builder
+	bomb.WriteString("apiVersion: v1\nbig: &s " + strings.Repeat("x", 1_000_000) + "\nrefs: [")
+	for i := range 10_000 {
+		if i > 0 {
+			bomb.WriteString(",")
+		}
+		bomb.WriteString("*s")
+	}
+	bomb.WriteString("]\nentries: {}\n")
+	aliasIndex := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(bomb.String())) }))
+	t.Cleanup(aliasIndex.Close)
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
 	t.Cleanup(failing.Close)
 	closed := httptest.NewServer(http.NotFoundHandler())
@@ -102,6 +114,12 @@ func TestChartRepository(t *testing.T) {
 			msgs: []string{"index.yaml: 404 Not Found"}},
 		{name: "index not YAML", repo: garbageIndex.URL, reason: render.ReasonChartUnavailable, field: "helm_repo_url",
 			msgs: []string{"is not a chart repository index"}},
+		// Read in a moment: only the entries are decoded, aliases are
+		// never expanded into a document of the whole index.
+		{name: "index with expanding aliases", repo: aliasIndex.URL, reason: render.ReasonChartUnavailable, field: "helm_chart_name",
+			msgs: []string{`chart "mini" is not in`}},
+		{name: "values with aliases", repo: good.RepoURL(), values: ptr("a: &x {b: 1}\nc: *x\n"),
+			reason: render.ReasonInvalidSpec, field: "custom_values_yaml", msgs: []string{"uses a YAML alias ('*x') at its line 2"}},
 		{name: "server error", repo: failing.URL, reason: render.ReasonChartUnavailable, field: "helm_repo_url", temporary: true,
 			msgs: []string{"503 Service Unavailable"}},
 		{name: "unreachable", repo: closed.URL, reason: render.ReasonChartUnavailable, field: "helm_repo_url", temporary: true,

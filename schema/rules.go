@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	yamlv3 "gopkg.in/yaml.v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -142,6 +143,9 @@ func checkValuesYAML(text string) string {
 	if strings.TrimSpace(text) == "" {
 		return ""
 	}
+	if msg := ValuesAliasProblem(text); msg != "" {
+		return msg
+	}
 	var v any
 	if err := yaml.Unmarshal([]byte(text), &v); err != nil {
 		return "custom_values_yaml is not valid YAML: " + strings.TrimPrefix(err.Error(), "error converting YAML to JSON: yaml: ")
@@ -150,6 +154,36 @@ func checkValuesYAML(text string) string {
 		return fmt.Sprintf("custom_values_yaml should be a YAML mapping of chart values, not %s", KindOf(v))
 	}
 	return ""
+}
+
+// ValuesAliasProblem refuses aliases in a custom_values_yaml, as the file
+// parser does: expanding them lets a few hundred kilobytes grow to
+// gigabytes ("billion laughs"), at every read of the file. It reads the
+// text as a YAML node tree, which keeps aliases as they are, and returns
+// "" when there is none (or the text is not YAML: the decode that follows
+// says why).
+func ValuesAliasProblem(text string) string {
+	var root yamlv3.Node
+	if err := yamlv3.Unmarshal([]byte(text), &root); err != nil {
+		return ""
+	}
+	if n := findAlias(&root); n != nil {
+		return fmt.Sprintf("custom_values_yaml uses a YAML alias ('*%s') at its line %d; aliases and anchors are not supported: write the values out", n.Value, n.Line)
+	}
+	return ""
+}
+
+// findAlias returns the first alias node under n, or nil.
+func findAlias(n *yamlv3.Node) *yamlv3.Node {
+	if n.Kind == yamlv3.AliasNode {
+		return n
+	}
+	for _, c := range n.Content {
+		if a := findAlias(c); a != nil {
+			return a
+		}
+	}
+	return nil
 }
 
 // KindOf names the YAML kind of a decoded value that should have been a

@@ -165,6 +165,10 @@ func TestRulesCustomValuesYAML(t *testing.T) {
 			"custom_values_yaml is not valid YAML: line 1: did not find expected ',' or ']'")}},
 		{"tab indent", helm("custom_values_yaml", "a:\n\tb: 1"), []E{valueErr(b("custom_values_yaml"),
 			"custom_values_yaml is not valid YAML: line 2: found character that cannot start any token")}},
+		{"alias", helm("custom_values_yaml", "a: &x [1, 2]\nb: *x\n"), []E{valueErr(b("custom_values_yaml"),
+			"custom_values_yaml uses a YAML alias ('*x') at its line 2; aliases and anchors are not supported: write the values out")}},
+		{"merge key", helm("custom_values_yaml", "base: &b {x: 1}\nother:\n  <<: *b\n"), []E{valueErr(b("custom_values_yaml"),
+			"custom_values_yaml uses a YAML alias ('*b') at its line 3; aliases and anchors are not supported: write the values out")}},
 		// Checked even when deployment_type is wrong.
 		{"with a bad deployment_type", docker("deployment_type", "x", "custom_values_yaml", "[]"), []E{
 			e("enum", b("deployment_type"), "Input should be 'docker' or 'helm'", map[string]any{"expected": "'docker' or 'helm'"}),
@@ -178,7 +182,26 @@ func TestRulesCustomValuesYAML(t *testing.T) {
 		{"too many bytes", helm("custom_values_yaml", big), []E{valueErr(b("custom_values_yaml"),
 			fmt.Sprintf("custom_values_yaml is %d bytes; at most %d are allowed", len(big), MaxCustomValuesBytes))}},
 		{"at the limit", helm("custom_values_yaml", "a: "+strings.Repeat("x", MaxCustomValuesBytes-3)), nil},
+		// The request of issue 18: a 200 KB string referenced 5,000 times
+		// (1 GB expanded) was accepted and cost 47.5 s and 5.8 GB.
+		{"amplification", helm("custom_values_yaml", amplified()), []E{valueErr(b("custom_values_yaml"),
+			"custom_values_yaml uses a YAML alias ('*s') at its line 2; aliases and anchors are not supported: write the values out")}},
 	})
+}
+
+// amplified is a custom_values_yaml under the size limit that expands to
+// about a gigabyte when its aliases are expanded.
+func amplified() string {
+	var b strings.Builder
+	b.WriteString("big: &s " + strings.Repeat("x", 200_000) + "\nrefs: [")
+	for i := range 5000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString("*s")
+	}
+	b.WriteString("]\n")
+	return b.String()
 }
 
 func TestRulesConfig(t *testing.T) {

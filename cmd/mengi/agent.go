@@ -120,7 +120,7 @@ func runAgent(c *cli.Context, repos *registry.Repos, remote *servercmd.Remote, g
 		for _, m := range mounts {
 			mux.Handle(m.Path, m.Handler)
 		}
-		return servercmd.Serve(ctx, "webhook", c.String("listen"), mux, 10*time.Second, log, nil)
+		return servercmd.Serve(ctx, "webhook", c.String("listen"), mux, 10*time.Second, log, nil, nil)
 	})
 	cancel()
 	return errors.Join(serveErr, <-done)

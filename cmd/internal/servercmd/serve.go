@@ -130,13 +130,25 @@ func ServeWithChecks(ctx context.Context, repos *registry.Repos, remote *Remote,
 	return errors.Join(err, <-done)
 }
 
+// Read deadlines of a request's body, from when its headers were read:
+// an API request's, and a mount's (a git push may carry tens of MiB).
+const (
+	APIReadTimeout   = 30 * time.Second
+	MountReadTimeout = 10 * time.Minute
+)
+
+// IdleTimeout closes a keep-alive connection that sent no request for
+// this long.
+const IdleTimeout = 60 * time.Second
+
 // Mount is a handler served beside the API at Path: that path alone, or
 // every path under it when Path ends with a slash.
 type Mount struct {
 	Path    string
 	Handler http.Handler
-	// Ready, when set, is called with the bound address (to log a URL).
-	Ready func(addr string)
+	// LogAttrs, when set, adds attributes to the "listening" log line
+	// (a URL made with the bound address).
+	LogAttrs func(addr string) []any
 }
 
 func (m Mount) matches(path string) bool {
@@ -155,8 +167,8 @@ func GitMount(repos *registry.Repos, log *slog.Logger) (*Mount, error) {
 	case err != nil:
 		return nil, err
 	}
-	return &Mount{Path: githttp.Prefix, Handler: git, Ready: func(addr string) {
-		log.Info("git endpoint", "git", CloneURL(addr))
+	return &Mount{Path: githttp.Prefix, Handler: git, LogAttrs: func(addr string) []any {
+		return []any{"git", CloneURL(addr)}
 	}}, nil
 }
 
@@ -167,31 +179,35 @@ func GitMount(repos *registry.Repos, log *slog.Logger) (*Mount, error) {
 func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, log *slog.Logger, ready func(addr string), mounts ...Mount) error {
 	apiHandler := api.New(repos.Deployments, repos.Registry, api.Options{Logger: log})
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
 		for _, m := range mounts {
 			if m.matches(r.URL.Path) {
+				rc.SetReadDeadline(time.Now().Add(MountReadTimeout))
 				m.Handler.ServeHTTP(w, r)
 				return
 			}
 		}
+		// An API body is at most 1 MiB: a client that takes longer to send
+		// it holds a connection for nothing.
+		rc.SetReadDeadline(time.Now().Add(APIReadTimeout))
 		apiHandler.ServeHTTP(w, r)
 	})
-	onReady := func(addr string) {
+	attrs := func(addr string) []any {
+		a := []any{"repo", repos.Deployments.Dir(), "registry", repos.Registry.Dir()}
 		for _, m := range mounts {
-			if m.Ready != nil {
-				m.Ready(addr)
+			if m.LogAttrs != nil {
+				a = append(a, m.LogAttrs(addr)...)
 			}
 		}
-		if ready != nil {
-			ready(addr)
-		}
+		return a
 	}
-	return Serve(ctx, "API", addr, handler, grace, log, onReady, "repo", repos.Deployments.Dir(), "registry", repos.Registry.Dir())
+	return Serve(ctx, "API", addr, handler, grace, log, ready, attrs)
 }
 
 // Serve serves handler on addr until ctx ends, then lets in-flight
 // requests finish (for at most grace) before returning; it logs
-// "<name> listening" with the bound address and attrs.
-func Serve(ctx context.Context, name, addr string, handler http.Handler, grace time.Duration, log *slog.Logger, ready func(addr string), attrs ...any) error {
+// "<name> listening" with the bound address and attrs(address), when set.
+func Serve(ctx context.Context, name, addr string, handler http.Handler, grace time.Duration, log *slog.Logger, ready func(addr string), attrs func(addr string) []any) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
@@ -199,9 +215,14 @@ func Serve(ctx context.Context, name, addr string, handler http.Handler, grace t
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info(name+" listening", append([]any{"addr", ln.Addr().String()}, attrs...)...)
+	line := []any{"addr", ln.Addr().String()}
+	if attrs != nil {
+		line = append(line, attrs(ln.Addr().String())...)
+	}
+	log.Info(name+" listening", line...)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
