@@ -233,7 +233,7 @@ func Open(dir string, opts Options) (*Store, error) {
 // one is there already.
 func initRepo(dir, branch string) error {
 	if _, err := os.Stat(filepath.Join(dir, "objects")); err == nil {
-		return nil
+		return checkObjectsOnReceive(dir)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create repository %s: %w", dir, err)
@@ -250,7 +250,40 @@ func initRepo(dir, branch string) error {
 			return fmt.Errorf("create repository %s: %w", dir, err)
 		}
 	}
+	if err := checkObjectsOnReceive(dir); err != nil {
+		return err
+	}
 	return syncDir(dir)
+}
+
+// checkObjectsOnReceive makes git check every object pushed or fetched
+// into the repository (receive.fsckObjects, transfer.fsckObjects): a tree
+// with a ".." entry or another broken object is refused at the door, not
+// found later by `git fsck --strict`. Set in repositories of earlier
+// versions too; a value the operator wrote is kept.
+func checkObjectsOnReceive(dir string) error {
+	r, err := git.PlainOpen(dir)
+	if err != nil {
+		return fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	cfg, err := r.Config()
+	if err != nil {
+		return fmt.Errorf("read the configuration of %s: %w", dir, err)
+	}
+	changed := false
+	for _, section := range []string{"receive", "transfer"} {
+		if sec := cfg.Raw.Section(section); !sec.HasOption("fsckObjects") {
+			sec.SetOption("fsckObjects", "true")
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if err := r.SetConfig(cfg); err != nil {
+		return fmt.Errorf("configure %s: %w", dir, err)
+	}
+	return nil
 }
 
 // cleanStale removes what a crash can leave behind: temporary pack and ref files,
