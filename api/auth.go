@@ -30,6 +30,9 @@ func (s *Server) authenticate(r *http.Request) (*schema.User, error) {
 			return nil, errorf(http.StatusUnauthorized, "API key expired")
 		}
 	}
+	if ok, retry := s.limits.allow(sha, now); !ok {
+		return nil, s.limits.errRateLimited(retry)
+	}
 	if err := s.reg.KeyUsed(sha, now); err != nil {
 		s.log.Warn("noting a key's use failed", "err", err)
 	}

@@ -12,8 +12,9 @@ import (
 
 // httpError is an error with the status and `detail` it is answered with.
 type httpError struct {
-	status int
-	detail any
+	status     int
+	detail     any
+	retryAfter string // Retry-After, when set
 }
 
 func (e *httpError) Error() string {
@@ -58,6 +59,9 @@ func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 	if errors.As(err, &he) {
 		if he.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", "Bearer")
+		}
+		if he.retryAfter != "" {
+			w.Header().Set("Retry-After", he.retryAfter)
 		}
 		writeJSON(w, he.status, map[string]any{"detail": he.detail})
 		return

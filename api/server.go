@@ -25,6 +25,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now gives timestamps; default time.Now.
 	Now func() time.Time
+	// RateLimit is the requests per second each API key may make (a
+	// burst of two seconds' worth); beyond it requests are answered 429
+	// with Retry-After. 0: no limit.
+	RateLimit float64
 }
 
 // Registry is what the API needs of the operator's registry (package
@@ -40,11 +44,12 @@ type Registry interface {
 
 // Server is the deployments API.
 type Server struct {
-	store *gitstore.Store
-	reg   Registry
-	log   *slog.Logger
-	now   func() time.Time
-	mux   *http.ServeMux
+	store  *gitstore.Store
+	reg    Registry
+	log    *slog.Logger
+	now    func() time.Time
+	mux    *http.ServeMux
+	limits *keyLimits
 }
 
 // New returns the API over the deployments repository store, with users
@@ -56,7 +61,7 @@ func New(store *gitstore.Store, reg Registry, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{store: store, reg: reg, log: opts.Logger, now: opts.Now, mux: http.NewServeMux()}
+	s := &Server{store: store, reg: reg, log: opts.Logger, now: opts.Now, mux: http.NewServeMux(), limits: newKeyLimits(opts.RateLimit)}
 	s.mux.HandleFunc("POST /deployments", s.authed(s.createDeployment))
 	s.mux.HandleFunc("GET /deployments", s.authed(s.listDeployments))
 	s.mux.HandleFunc("GET /deployments/{id}", s.authed(s.getDeployment))

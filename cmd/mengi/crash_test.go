@@ -45,7 +45,7 @@ var listenLine = regexp.MustCompile(`msg="API listening" addr=(\S+)`)
 
 func startServer(t *testing.T, repo string) *server {
 	t.Helper()
-	cmd := mengiCmd("serve", "--repo", repo, "--listen", "127.0.0.1:0")
+	cmd := mengiCmd("serve", "--repo", repo, "--listen", "127.0.0.1:0", "--rate-limit", "0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

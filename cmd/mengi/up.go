@@ -31,6 +31,7 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "kubeconfig", Usage: "deploy to this cluster instead of starting the local one", EnvVars: []string{"MENGI_KUBECONFIG"}},
 			&cli.StringFlag{Name: "context", Usage: "context of --kubeconfig (default: its current context)"},
 			&cli.StringFlag{Name: "domain", Usage: "DNS domain for the cluster's ingress hosts", Value: "local.mengi.dev"},
+			servercmd.RateLimitFlag(),
 			servercmd.LogFlag(),
 		}, append(append(agentFlags(), servercmd.RemoteFlags()...), forgeFlags()...)...),
 		Action: up,
@@ -125,7 +126,7 @@ Try:
 `, addr, store.Dir(), key, devEmail, cluster.ID, kubeconfig, reg.Dir(), clone)
 	}
 	apiErr := servercmd.ServeWithChecks(ctx, repos, remote, prs, log, func(ctx context.Context, mounts []servercmd.Mount) error {
-		return servercmd.ServeAPI(ctx, repos, c.String("listen"), 30*time.Second, log, ready, mounts...)
+		return servercmd.ServeAPI(ctx, repos, c.String("listen"), 30*time.Second, c.Float64("rate-limit"), log, ready, mounts...)
 	})
 	cancel()
 	wg.Wait()

@@ -26,6 +26,17 @@ func RepoFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "repo", Usage: "bare Git repository holding the deployments (created when missing)", Required: true, EnvVars: []string{"MENGI_REPO"}}
 }
 
+// RateLimitFlag is --rate-limit, the requests per second each API key may
+// make.
+func RateLimitFlag() *cli.Float64Flag {
+	return &cli.Float64Flag{Name: "rate-limit", Value: DefaultRateLimit, EnvVars: []string{"MENGI_RATE_LIMIT"},
+		Usage: "requests per second each API key may make, with a burst of two seconds' worth; beyond it 429 with Retry-After (0: no limit)"}
+}
+
+// DefaultRateLimit is --rate-limit's default: far above what a person or
+// a pipeline sends, far below what one key could take from the others.
+const DefaultRateLimit = 100
+
 // LogFlag is --log-level.
 func LogFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"MENGI_LOG_LEVEL"}}
@@ -58,6 +69,7 @@ func serveCommand(ext Extensions) *cli.Command {
 			RegistryFlag(),
 			&cli.StringFlag{Name: "listen", Usage: "address to listen on", Value: "127.0.0.1:8080", EnvVars: []string{"MENGI_LISTEN"}},
 			&cli.DurationFlag{Name: "shutdown-timeout", Usage: "how long SIGTERM waits for in-flight requests", Value: 30 * time.Second},
+			RateLimitFlag(),
 			LogFlag(),
 		}, RemoteFlags()...), ext.Flags...),
 		Action: func(c *cli.Context) error {
@@ -84,7 +96,7 @@ func serveCommand(ext Extensions) *cli.Command {
 				}
 			}
 			return ServeWithChecks(c.Context, repos, remote, prs, log, func(ctx context.Context, mounts []Mount) error {
-				return ServeAPI(ctx, repos, c.String("listen"), c.Duration("shutdown-timeout"), log, nil, mounts...)
+				return ServeAPI(ctx, repos, c.String("listen"), c.Duration("shutdown-timeout"), c.Float64("rate-limit"), log, nil, mounts...)
 			})
 		},
 	}
@@ -176,8 +188,8 @@ func GitMount(repos *registry.Repos, log *slog.Logger) (*Mount, error) {
 // until ctx ends, then lets in-flight requests (and so their commits)
 // finish before returning. ready, when set, is called with the bound
 // address.
-func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, log *slog.Logger, ready func(addr string), mounts ...Mount) error {
-	apiHandler := api.New(repos.Deployments, repos.Registry, api.Options{Logger: log})
+func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, rateLimit float64, log *slog.Logger, ready func(addr string), mounts ...Mount) error {
+	apiHandler := api.New(repos.Deployments, repos.Registry, api.Options{Logger: log, RateLimit: rateLimit})
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		for _, m := range mounts {
