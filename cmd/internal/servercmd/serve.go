@@ -228,6 +228,7 @@ func Serve(ctx context.Context, name, addr string, handler http.Handler, grace t
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       IdleTimeout,
+		ConnState:         newConnLimit(MaxConnections).track,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	line := []any{"addr", ln.Addr().String()}
