@@ -128,8 +128,9 @@ func storm(t *testing.T, addr, key, cluster, prefix string, workers int, ack fun
 }
 
 // TestSIGKILLDuringWriteStorm kills the server in the middle of concurrent
-// creates, restarts it, and checks that every acknowledged deployment is
-// there and the repository is intact.
+// creates, 20 times at moments spread over the first second of each run,
+// restarts it, and checks that every acknowledged deployment is there, in
+// exactly one commit, and the repository is intact.
 func TestSIGKILLDuringWriteStorm(t *testing.T) {
 	repo := t.TempDir() + "/repo"
 	key := strings.TrimSpace(runMengi(t, "keys", "add", "--repo", repo, "--name", "Storm", "--email", "storm@example.com"))
@@ -137,7 +138,8 @@ func TestSIGKILLDuringWriteStorm(t *testing.T) {
 
 	acked := map[string]string{} // id → name
 	var mu sync.Mutex
-	for round := range 3 {
+	const kills = 20
+	for round := range kills {
 		srv := startServer(t, repo)
 		stop := storm(t, srv.addr, key, cluster, fmt.Sprintf("r%d", round), 16, func(id, name string) {
 			mu.Lock()
@@ -146,7 +148,8 @@ func TestSIGKILLDuringWriteStorm(t *testing.T) {
 		}, func(name string, code int, out map[string]any) {
 			t.Errorf("POST %s: %d %v", name, code, out)
 		})
-		time.Sleep(700 * time.Millisecond)
+		// Kill at a different moment each round: 150 ms to 1 s in.
+		time.Sleep(150*time.Millisecond + time.Duration(round*379%850)*time.Millisecond)
 		if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +204,7 @@ func TestSIGKILLDuringWriteStorm(t *testing.T) {
 			t.Errorf("deployment %s appears in %d commits, want 1", id, seen[id])
 		}
 	}
-	t.Logf("%d acknowledged creates over 3 kills; %d commits with a Deployment-Id", len(acked), len(seen))
+	t.Logf("%d acknowledged creates over %d kills; %d commits with a Deployment-Id", len(acked), kills, len(seen))
 }
 
 // TestSIGTERMFinishesInFlightWrites stops the server with SIGTERM during a
