@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode"
 
 	"github.com/mengi-cloud/gitops/schema"
 )
@@ -46,7 +47,10 @@ func shortValue(v any) string {
 	if str, ok := v.(string); ok {
 		s = str
 	}
-	if len(s) > 80 || strings.Contains(s, "\n") {
+	// Control and format characters (NUL, CR, a right-to-left override)
+	// would garble what an auditor reads in `git log`, and git refuses a
+	// commit holding NUL: the body then says "changed".
+	if len(s) > 80 || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
 		return ""
 	}
 	return s

@@ -47,6 +47,9 @@ type Trailer struct {
 // Message formats a commit message: the subject, an optional body, and the
 // trailers in the order given.
 func Message(subject, body string, trailers ...Trailer) string {
+	// git refuses a commit holding NUL (fsck: nulInCommit); no caller
+	// should pass one, and none ever reaches a commit.
+	subject, body = noNUL(subject), noNUL(body)
 	var b strings.Builder
 	b.WriteString(strings.TrimSpace(subject))
 	b.WriteString("\n")
@@ -62,10 +65,13 @@ func Message(subject, body string, trailers ...Trailer) string {
 			b.WriteString("\n")
 			first = false
 		}
-		fmt.Fprintf(&b, "%s: %s\n", t.Key, strings.ReplaceAll(t.Value, "\n", " "))
+		fmt.Fprintf(&b, "%s: %s\n", noNUL(t.Key), noNUL(strings.ReplaceAll(t.Value, "\n", " ")))
 	}
 	return b.String()
 }
+
+// noNUL writes NUL bytes as the two characters \0.
+func noNUL(s string) string { return strings.ReplaceAll(s, "\x00", `\0`) }
 
 // encodeCommit makes a commit object.
 func encodeCommit(treeHash, parent plumbing.Hash, author, committer Signature, when time.Time, message string) object {

@@ -42,3 +42,12 @@ func TestPushedBrokenTreeIsRefused(t *testing.T) {
 		t.Errorf("git fsck --strict: %v\n%s", err, out)
 	}
 }
+
+// TestMessageHoldsNoNUL: git refuses a commit holding NUL, so a message
+// never carries one, whatever its parts hold.
+func TestMessageHoldsNoNUL(t *testing.T) {
+	m := Message("a\x00b", "body\x00", Trailer{Key: "K", Value: "v\x00"})
+	if strings.Contains(m, "\x00") || !strings.Contains(m, `a\0b`) {
+		t.Errorf("message %q", m)
+	}
+}
