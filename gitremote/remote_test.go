@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mengi-cloud/gitops/forge/forgetest"
 	"github.com/mengi-cloud/gitops/gitremote"
 	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/schema"
@@ -39,23 +40,12 @@ func bareRemote(t testing.TB) string {
 	return dir
 }
 
-// assertNoForcePush fails when an update of main in the remote's reflog
-// did not descend from the commit before it.
+// assertNoForcePush fails when main on the remote ever moved other than
+// forward (forgetest.CheckNoForcePush reads its reflog).
 func assertNoForcePush(t testing.TB, remote string) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(remote, "logs", "refs", "heads", "main"))
-	if err != nil {
-		t.Fatalf("read the remote's reflog: %v", err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		f := strings.Fields(line)
-		old, new := f[0], f[1]
-		if strings.Trim(old, "0") == "" {
-			continue
-		}
-		if err := exec.Command("git", "-C", remote, "merge-base", "--is-ancestor", old, new).Run(); err != nil {
-			t.Errorf("main moved from %s to %s, not a fast-forward", old, new)
-		}
+	if err := forgetest.CheckNoForcePush(remote, "main"); err != nil {
+		t.Error(err)
 	}
 }
 

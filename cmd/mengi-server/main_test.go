@@ -67,16 +67,11 @@ func TestLinksNoKubernetesOrHelm(t *testing.T) {
 
 var listenLine = regexp.MustCompile(`msg="API listening" addr=(\S+)`)
 
-// TestServeCreatesAndStops drives the server process as an operator does:
-// a key and a cluster made with its tools, a deployment created over HTTP
-// and read back, then SIGTERM; the create is one commit authored by the
-// key's user.
-func TestServeCreatesAndStops(t *testing.T) {
-	repo := t.TempDir() + "/repo"
-	key := run(t, "keys", "add", "--repo", repo, "--name", "Ada Ops", "--email", "ada@example.com")
-	cluster := run(t, "clusters", "add", "--repo", repo, "--name", "prod")
-
-	cmd := serverCmd("serve", "--repo", repo, "--listen", "127.0.0.1:0")
+// startServe starts `mengi-server serve --listen 127.0.0.1:0 args...`,
+// killed when the test ends, and returns it with its base URL.
+func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := serverCmd(append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -94,13 +89,25 @@ func TestServeCreatesAndStops(t *testing.T) {
 			}
 		}
 	}()
-	var base string
 	select {
 	case a := <-addr:
-		base = "http://" + a
+		return cmd, "http://" + a
 	case <-time.After(30 * time.Second):
 		t.Fatal("mengi-server serve did not start listening")
 	}
+	return nil, ""
+}
+
+// TestServeCreatesAndStops drives the server process as an operator does:
+// a key and a cluster made with its tools, a deployment created over HTTP
+// and read back, then SIGTERM; the create is one commit authored by the
+// key's user.
+func TestServeCreatesAndStops(t *testing.T) {
+	repo := t.TempDir() + "/repo"
+	key := run(t, "keys", "add", "--repo", repo, "--name", "Ada Ops", "--email", "ada@example.com")
+	cluster := run(t, "clusters", "add", "--repo", repo, "--name", "prod")
+
+	cmd, base := startServe(t, "--repo", repo)
 
 	body := `{"cluster_id":"` + cluster + `","name":"web","docker_image":"nginx:1.27","replicas":2}`
 	code, created := call(t, http.MethodPost, base+"/deployments", key, body)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mengi-cloud/gitops/forge/forgetest"
 )
 
 func gitIn(t *testing.T, dir string, args ...string) string {
@@ -25,36 +26,6 @@ func gitIn(t *testing.T, dir string, args ...string) string {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// startServe starts `mengi-server serve args...` and returns its base URL.
-func startServe(t *testing.T, args ...string) string {
-	t.Helper()
-	cmd := serverCmd(append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatal("mengi-server serve did not start listening")
-	}
-	return ""
 }
 
 // TestServeOnARemote: with --remote, a create is on the remote before it
@@ -73,7 +44,7 @@ func TestServeOnARemote(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("hook-s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := startServe(t, "--repo", repo, "--remote", "file://"+remote, "--webhook-secret-file", secret, "--poll-interval", "1h")
+	_, base := startServe(t, "--repo", repo, "--remote", "file://"+remote, "--webhook-secret-file", secret, "--poll-interval", "1h")
 
 	create := func(name string) (int, map[string]any) {
 		return call(t, http.MethodPost, base+"/deployments", key, `{"cluster_id":"`+cluster+`","name":"`+name+`","docker_image":"nginx:1.27","replicas":2}`)
@@ -145,7 +116,9 @@ func TestServeOnARemote(t *testing.T) {
 	if got := gitIn(t, remote, "log", "--format=%s", "-2", "main"); !strings.HasSuffix(got, "five replicas") {
 		t.Errorf("the remote's last commits:\n%s", got)
 	}
-	assertFastForwards(t, remote)
+	if err := forgetest.CheckNoForcePush(remote, "main"); err != nil {
+		t.Error(err)
+	}
 }
 
 // deliver posts a webhook delivery signed with secret and returns the
@@ -166,25 +139,6 @@ func deliver(t *testing.T, base, event, payload, secret string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// assertFastForwards fails when the remote's reflog of main holds an
-// update that was not a fast-forward (a force push).
-func assertFastForwards(t *testing.T, remote string) {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(remote, "logs", "refs", "heads", "main"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		f := strings.Fields(line)
-		if strings.Trim(f[0], "0") == "" {
-			continue
-		}
-		if err := exec.Command("git", "-C", remote, "merge-base", "--is-ancestor", f[0], f[1]).Run(); err != nil {
-			t.Errorf("main moved from %s to %s, not a fast-forward", f[0], f[1])
-		}
-	}
 }
 
 // TestRemoteFlagsRefuseBadInput: credentials in the URL, a token file

@@ -104,7 +104,7 @@ func runAgent(c *cli.Context, repos *registry.Repos, remote *servercmd.Remote, g
 	if c.String("listen") == "" {
 		return a.Run(c.Context)
 	}
-	prs, err := pullRequests(c, repos, gr, log)
+	prs, err := pullRequests(c, repos, remote, gr, log)
 	if err != nil {
 		return err
 	}

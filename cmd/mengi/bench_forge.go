@@ -206,21 +206,18 @@ func startBenchSystem(ctx context.Context, t *benchT, f *forgetest.Forge, log *s
 		return nil, err
 	}
 	s.cluster = cl.ID
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var checker *prcheck.Checker
 	mux := http.NewServeMux()
 	if remote {
 		var queue hooks.Queue
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
 		if checks {
-			checker, err := benchChecker(f, repos, gr, repo, log, dir)
-			if err != nil {
+			if checker, err = benchChecker(f, repos, gr, repo, log, dir); err != nil {
 				cancel()
 				return nil, err
 			}
 			queue = checker
-			go func() { defer close(done); checker.Run(runCtx) }()
-		} else {
-			close(done)
 		}
 		h, err := hooks.New(hooks.Options{Secret: rem.WebhookSecret, Store: syncers(append(webhookTo, repos.Deployments)), PullRequests: queue})
 		if err != nil {
@@ -228,20 +225,23 @@ func startBenchSystem(ctx context.Context, t *benchT, f *forgetest.Forge, log *s
 			return nil, err
 		}
 		mux.Handle(hooks.Path, h)
-		defer func() {
-			prev := s.stop
-			s.stop = func() { prev(); cancel(); <-done }
-		}()
 	}
 	mux.Handle("/", api.New(repos.Deployments, repos.Registry, api.Options{Logger: log}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
+	go func() {
+		defer close(done)
+		if checker != nil {
+			checker.Run(runCtx)
+		}
+	}()
 	s.url = "http://" + ln.Addr().String()
-	s.stop = func() { srv.Close(); repos.Close() }
+	s.stop = func() { srv.Close(); cancel(); <-done; repos.Close() }
 	if remote {
 		f.AddWebhook(repo, s.url+hooks.Path, string(rem.WebhookSecret), []string{"push", "pull_request"})
 	}

@@ -36,17 +36,13 @@ func serveExtensions() servercmd.Extensions {
 
 // pullRequests returns the pull request checker of a process on a remote
 // with a webhook (nil without one: checks start from webhook deliveries).
-func pullRequests(c *cli.Context, repos *registry.Repos, gr *gitremote.Remote, log *slog.Logger) (servercmd.PullRequestChecker, error) {
-	if gr == nil || c.String("webhook-secret-file") == "" {
+func pullRequests(c *cli.Context, repos *registry.Repos, remote *servercmd.Remote, gr *gitremote.Remote, log *slog.Logger) (servercmd.PullRequestChecker, error) {
+	if gr == nil || remote == nil || remote.WebhookSecret == nil {
 		return nil, nil
 	}
 	if strings.HasPrefix(gr.URL(), "file://") {
 		log.Info("pull requests are not checked: a file:// remote has no forge")
 		return nil, nil
-	}
-	remote, err := servercmd.RemoteFromFlags(c)
-	if err != nil {
-		return nil, err
 	}
 	ep, err := forge.ParseCloneURL(gr.URL(), c.String("forge"))
 	if err != nil {

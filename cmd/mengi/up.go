@@ -88,7 +88,7 @@ func up(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	prs, err := pullRequests(c, repos, gr, log)
+	prs, err := pullRequests(c, repos, remote, gr, log)
 	if err != nil {
 		return err
 	}

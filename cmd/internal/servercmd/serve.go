@@ -50,7 +50,7 @@ type Extensions struct {
 	Flags []cli.Flag
 	// PullRequests returns the checker of pull requests for a process
 	// on a remote, or nil when it checks none.
-	PullRequests func(c *cli.Context, repos *registry.Repos, remote *gitremote.Remote, log *slog.Logger) (PullRequestChecker, error)
+	PullRequests func(c *cli.Context, repos *registry.Repos, remote *Remote, gr *gitremote.Remote, log *slog.Logger) (PullRequestChecker, error)
 }
 
 // PullRequestChecker checks the pull requests the webhook queues until
@@ -91,7 +91,7 @@ func serveCommand(ext Extensions) *cli.Command {
 			}
 			var prs PullRequestChecker
 			if gr != nil && ext.PullRequests != nil {
-				if prs, err = ext.PullRequests(c, repos, gr, log); err != nil {
+				if prs, err = ext.PullRequests(c, repos, remote, gr, log); err != nil {
 					return err
 				}
 			}
