@@ -219,6 +219,9 @@ func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace tim
 // Serve serves handler on addr until ctx ends, then lets in-flight
 // requests finish (for at most grace) before returning; it logs
 // "<name> listening" with the bound address and attrs(address), when set.
+// Its limits: the deadlines above, MaxHeaderBytes, MaxConnections; the
+// requests net/http refuses before a handler runs are answered in JSON
+// (jsonErrorConn).
 func Serve(ctx context.Context, name, addr string, handler http.Handler, grace time.Duration, log *slog.Logger, ready func(addr string), attrs func(addr string) []any) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -228,9 +231,13 @@ func Serve(ctx context.Context, name, addr string, handler http.Handler, grace t
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ConnState:         newConnLimit(MaxConnections).track,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// net/http's own answers to requests it cannot read (400, 431, 501,
+	// 505) are plain text: the connections answer them in JSON.
+	ln = newJSONErrorListener(ln, srv.MaxHeaderBytes)
 	line := []any{"addr", ln.Addr().String()}
 	if attrs != nil {
 		line = append(line, attrs(ln.Addr().String())...)
