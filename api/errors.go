@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 
@@ -47,9 +49,32 @@ const remoteUnavailableDetail = "The Git server holding the deployments reposito
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	newEncoder(w).Encode(v)
+}
+
+// newEncoder is the JSON encoder of every body the API writes: HTML
+// characters kept as they are, a newline after the value.
+func newEncoder(w io.Writer) *json.Encoder {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	enc.Encode(v)
+	return enc
+}
+
+// WriteDetail answers status with {"detail": detail}, as the API answers
+// its errors: for handlers served beside the API (package servercmd's
+// cap on requests in progress). Headers such as Retry-After are set on w
+// before the call.
+func WriteDetail(w http.ResponseWriter, status int, detail string) {
+	writeJSON(w, status, map[string]any{"detail": detail})
+}
+
+// DetailJSON is the body WriteDetail writes, for an answer written
+// without a ResponseWriter (package servercmd rewrites net/http's
+// plain-text errors with it).
+func DetailJSON(detail string) []byte {
+	var b bytes.Buffer
+	newEncoder(&b).Encode(map[string]any{"detail": detail})
+	return b.Bytes()
 }
 
 // writeError answers err: its own status and detail for an httpError, and

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -265,4 +266,24 @@ func TestHostileBodies(t *testing.T) {
 			e.patch(t, e.alice, id, b).validationErrors(t)
 		}
 	})
+}
+
+// TestWriteDetail: the error body for handlers beside the API is the
+// API's own, {"detail": ...} with HTML characters kept, and DetailJSON is
+// byte for byte what WriteDetail writes.
+func TestWriteDetail(t *testing.T) {
+	const detail = `server busy: <512> requests & "more"`
+	rec := httptest.NewRecorder()
+	rec.Header().Set("Retry-After", "1")
+	api.WriteDetail(rec, http.StatusServiceUnavailable, detail)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("answer %d %v", rec.Code, rec.Header())
+	}
+	want := `{"detail":"server busy: <512> requests & \"more\""}` + "\n"
+	if got := rec.Body.String(); got != want {
+		t.Errorf("body %q, want %q", got, want)
+	}
+	if got := string(api.DetailJSON(detail)); got != want {
+		t.Errorf("DetailJSON %q, want %q", got, want)
+	}
 }

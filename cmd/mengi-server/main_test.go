@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -154,4 +155,48 @@ func call(t *testing.T, method, url, key, body string) (int, map[string]any) {
 		t.Fatalf("%s %s: %d %q is not JSON: %v", method, url, resp.StatusCode, b, err)
 	}
 	return resp.StatusCode, out
+}
+
+// TestServeAnswersUnreadableRequestsInJSON: the server process answers
+// the requests net/http refuses before any handler (2 MB of headers, a
+// malformed request line, no Host) with a JSON detail, like the API's
+// errors, and serves the next request as usual.
+func TestServeAnswersUnreadableRequestsInJSON(t *testing.T) {
+	_, base := startServe(t, "--repo", t.TempDir()+"/repo")
+	addr := strings.TrimPrefix(base, "http://")
+	for _, c := range []struct {
+		request string
+		status  int
+		detail  string
+	}{
+		{"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge,
+			"Request headers too large: at most 1 MiB (1048576 bytes) of request line and headers is accepted"},
+		{"GET /healthz HTTP/1.1 extra\r\nHost: x\r\n\r\n", http.StatusBadRequest, "Bad Request: malformed request line or headers"},
+		{"GET /healthz HTTP/1.1\r\n\r\n", http.StatusBadRequest, "Bad Request: missing required Host header"},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go io.WriteString(conn, c.request) // fails once the server hangs up on 2 MB
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%.40q: %v", c.request, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		var got struct{ Detail string }
+		if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != c.status || got.Detail != c.detail || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%.40q: %d %s %q, want %d with detail %q", c.request, resp.StatusCode, resp.Header.Get("Content-Type"), body, c.status, c.detail)
+		}
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /healthz after them: %d", resp.StatusCode)
+	}
 }

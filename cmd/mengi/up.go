@@ -32,6 +32,7 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "context", Usage: "context of --kubeconfig (default: its current context)"},
 			&cli.StringFlag{Name: "domain", Usage: "DNS domain for the cluster's ingress hosts", Value: "local.mengi.dev"},
 			servercmd.RateLimitFlag(),
+			servercmd.MaxRequestsFlag(),
 			servercmd.LogFlag(),
 		}, append(append(agentFlags(), servercmd.RemoteFlags()...), forgeFlags()...)...),
 		Action: up,
@@ -126,7 +127,7 @@ Try:
 `, addr, store.Dir(), key, devEmail, cluster.ID, kubeconfig, reg.Dir(), clone)
 	}
 	apiErr := servercmd.ServeWithChecks(ctx, repos, remote, prs, log, func(ctx context.Context, mounts []servercmd.Mount) error {
-		return servercmd.ServeAPI(ctx, repos, c.String("listen"), 30*time.Second, c.Float64("rate-limit"), log, ready, mounts...)
+		return servercmd.ServeAPI(ctx, repos, c.String("listen"), 30*time.Second, c.Float64("rate-limit"), c.Int("max-requests"), log, ready, mounts...)
 	})
 	cancel()
 	wg.Wait()

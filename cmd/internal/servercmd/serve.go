@@ -70,6 +70,7 @@ func serveCommand(ext Extensions) *cli.Command {
 			&cli.StringFlag{Name: "listen", Usage: "address to listen on", Value: "127.0.0.1:8080", EnvVars: []string{"MENGI_LISTEN"}},
 			&cli.DurationFlag{Name: "shutdown-timeout", Usage: "how long SIGTERM waits for in-flight requests", Value: 30 * time.Second},
 			RateLimitFlag(),
+			MaxRequestsFlag(),
 			LogFlag(),
 		}, RemoteFlags()...), ext.Flags...),
 		Action: func(c *cli.Context) error {
@@ -96,7 +97,7 @@ func serveCommand(ext Extensions) *cli.Command {
 				}
 			}
 			return ServeWithChecks(c.Context, repos, remote, prs, log, func(ctx context.Context, mounts []Mount) error {
-				return ServeAPI(ctx, repos, c.String("listen"), c.Duration("shutdown-timeout"), c.Float64("rate-limit"), log, nil, mounts...)
+				return ServeAPI(ctx, repos, c.String("listen"), c.Duration("shutdown-timeout"), c.Float64("rate-limit"), c.Int("max-requests"), log, nil, mounts...)
 			})
 		},
 	}
@@ -186,9 +187,10 @@ func GitMount(repos *registry.Repos, log *slog.Logger) (*Mount, error) {
 
 // ServeAPI serves the API, and the handlers of mounts at their paths,
 // until ctx ends, then lets in-flight requests (and so their commits)
-// finish before returning. ready, when set, is called with the bound
-// address.
-func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, rateLimit float64, log *slog.Logger, ready func(addr string), mounts ...Mount) error {
+// finish before returning. At most maxRequests are handled at once, API
+// and mounts together (MaxRequests; 0: no cap). ready, when set, is
+// called with the bound address.
+func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace time.Duration, rateLimit float64, maxRequests int, log *slog.Logger, ready func(addr string), mounts ...Mount) error {
 	apiHandler := api.New(repos.Deployments, repos.Registry, api.Options{Logger: log, RateLimit: rateLimit})
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
@@ -213,12 +215,15 @@ func ServeAPI(ctx context.Context, repos *registry.Repos, addr string, grace tim
 		}
 		return a
 	}
-	return Serve(ctx, "API", addr, handler, grace, log, ready, attrs)
+	return Serve(ctx, "API", addr, newRequestLimit(maxRequests, log).wrap(handler), grace, log, ready, attrs)
 }
 
 // Serve serves handler on addr until ctx ends, then lets in-flight
 // requests finish (for at most grace) before returning; it logs
 // "<name> listening" with the bound address and attrs(address), when set.
+// Its limits: the deadlines above, MaxHeaderBytes, MaxConnections; the
+// requests net/http refuses before a handler runs are answered in JSON
+// (jsonErrorConn).
 func Serve(ctx context.Context, name, addr string, handler http.Handler, grace time.Duration, log *slog.Logger, ready func(addr string), attrs func(addr string) []any) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -228,9 +233,13 @@ func Serve(ctx context.Context, name, addr string, handler http.Handler, grace t
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ConnState:         newConnLimit(MaxConnections).track,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// net/http's own answers to requests it cannot read (400, 431, 501,
+	// 505) are plain text: the connections answer them in JSON.
+	ln = newJSONErrorListener(ln, srv.MaxHeaderBytes)
 	line := []any{"addr", ln.Addr().String()}
 	if attrs != nil {
 		line = append(line, attrs(ln.Addr().String())...)
