@@ -873,9 +873,7 @@ func (s *Store) housekeeper(ctx context.Context) {
 func (s *Store) removeMerged(ctx context.Context, names []string, merged string) {
 	for len(names) > 0 && ctx.Err() == nil {
 		n := min(len(names), removeChunk)
-		var out []string
-		s.objs.locked(func() { out = removePacks(s.dir, names[:n], merged, s.temps) })
-		s.temps.recycle(out) // outside the lock: lookups wait for nothing slow
+		s.objs.locked(func() { removePacks(s.dir, names[:n], merged) })
 		names = names[n:]
 		if len(names) > 0 {
 			time.Sleep(removePause)

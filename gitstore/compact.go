@@ -532,22 +532,18 @@ func (p *packStream) discard() {
 // index without a pack, which git and go-git both skip (go-git, which
 // lists packs by their .pack files, fails on a pack without its index).
 // Nothing is fsynced: a removal a crash undoes leaves objects stored twice,
-// which is harmless. The files are moved out to temps, and returned for
-// temps.recycle (with a nil temps they are deleted, and nil returned).
-func removePacks(gitDir string, names []string, keep string, temps *tempFiles) []string {
+// which is harmless. The files are deleted, never emptied or reused (see
+// tempFiles): a clone or a running git may share them.
+func removePacks(gitDir string, names []string, keep string) {
 	dir := filepath.Join(gitDir, "objects", "pack")
-	var out []string
 	for _, name := range names {
 		if name == keep {
 			continue
 		}
 		for _, ext := range []string{".pack", ".idx"} {
-			if p := temps.moveOut(filepath.Join(dir, name+ext)); p != "" {
-				out = append(out, p)
-			}
+			os.Remove(filepath.Join(dir, name+ext))
 		}
 	}
-	return out
 }
 
 // adoptablePackSize bounds the packs found at start that the housekeeper

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,7 +171,7 @@ func TestMergeUsesTheCommittersDeltas(t *testing.T) {
 	if n := s.hints.len(); n != 0 {
 		t.Errorf("%d hints left after merging every pack", n)
 	}
-	s.objs.locked(func() { removePacks(dir, names, merged, nil) })
+	s.objs.locked(func() { removePacks(dir, names, merged) })
 	s.Close()
 	runGit(t, dir, "fsck", "--strict", "--no-dangling")
 	whole, deltas := 0, 0
@@ -247,8 +248,68 @@ func TestMergeKeepsOneCopyOfEachObject(t *testing.T) {
 	if len(entries) != len(unique) {
 		t.Errorf("merged pack holds %d objects, want %d (of %d in the packs merged)", len(entries), len(unique), total)
 	}
-	s.objs.locked(func() { removePacks(dir, names, merged, nil) })
+	s.objs.locked(func() { removePacks(dir, names, merged) })
 	s.Close()
 	runGit(t, dir, "fsck", "--strict", "--no-dangling")
 	runGit(t, dir, "verify-pack", filepath.Join(dir, "objects", "pack", merged+".idx"))
+}
+
+// TestCloneSharingPacksStaysIntact: `git clone` of a repository on the
+// same disk hard-links its packs. The store's merges then remove packs the
+// clone still holds; a merge that emptied or rewrote a removed pack file
+// (to reuse it) corrupted the clone: zero-size packs and "Could not read".
+// Every pack the clone got must stay as it was.
+func TestCloneSharingPacksStaysIntact(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{CompactAfter: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	write := func(count int) {
+		for range count {
+			mustApply(t, s, createMutation(newDeployment(n, testCluster, "d"+strconv.Itoa(n))))
+			n++
+		}
+	}
+	write(30)
+	clone := filepath.Join(t.TempDir(), "clone.git")
+	runGit(t, "", "clone", "--bare", "--local", dir, clone)
+	packs, _ := filepath.Glob(filepath.Join(clone, "objects", "pack", "pack-*.pack"))
+	sums := map[string]string{}
+	linked := 0
+	for _, p := range packs {
+		sums[p] = runGit(t, "", "hash-object", p)
+		if fi, err := os.Stat(p); err == nil && fi.Sys().(*syscall.Stat_t).Nlink > 1 {
+			linked++
+		}
+	}
+	if linked == 0 {
+		t.Fatalf("the clone hard-linked none of its %d packs: this test needs them shared", len(packs))
+	}
+	// Enough writes for several merges, each removing packs the clone
+	// holds hard links to.
+	for range 8 {
+		write(20)
+		s.maybeCompact()
+		time.Sleep(50 * time.Millisecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for packCount(dir) > 8 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c := packCount(dir); c > 8 {
+		t.Fatalf("%d packs: the merges this test needs did not run", c)
+	}
+	for p, sum := range sums {
+		if got := runGit(t, "", "hash-object", p); got != sum {
+			fi, _ := os.Stat(p)
+			t.Errorf("the clone's %s changed (size now %d)", filepath.Base(p), fi.Size())
+		}
+	}
+	runGit(t, clone, "fsck", "--strict", "--no-dangling")
+	if got := runGit(t, clone, "ls-tree", "-r", "--name-only", "main"); strings.Count(got, "\n") < 29 {
+		t.Errorf("the clone lists %d files, want 30", strings.Count(got, "\n")+1)
+	}
 }
