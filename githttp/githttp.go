@@ -20,11 +20,14 @@
 // only. Non-fast-forward pushes are refused (the history is the audit
 // log), and pushed objects are checked (receive.fsckObjects). The store
 // takes a push in as it does any commit made by others: its ref watcher
-// sees the branch move.
+// sees the branch move. Under a full API write load, an engineer whose
+// push found the branch moved gets a turn at their next fetch: the branch
+// stands still until their push (see PushTurn).
 package githttp
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,6 +83,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now gives the time keys expire against; default time.Now.
 	Now func() time.Time
+	// Yielder, when set, gives an engineer whose push found the branch
+	// moved a turn (see PushTurn); nil: no turns.
+	Yielder Yielder
 }
 
 // Handler serves the repository over smart HTTP; mount it at Prefix.
@@ -91,6 +97,7 @@ type Handler struct {
 	auth    Authenticator
 	log     *slog.Logger
 	now     func() time.Time
+	turns   *turns // nil without a Yielder
 	baseEnv []string
 }
 
@@ -116,6 +123,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{git: git, root: filepath.Dir(dir), repo: filepath.Base(dir), dir: dir,
 		auth: opts.Auth, log: opts.Logger, now: opts.Now}
+	if opts.Yielder != nil {
+		h.turns = newTurns(opts.Yielder)
+	}
 	// The hook is this program (`mengi check-push`): it keeps the
 	// process's MENGI_ settings (its memory limit, its log level). Nothing
 	// else of the server's environment reaches git.
@@ -199,6 +209,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *schema.User {
 		return user
 	}
 	defer body.Close()
+	h.takeTurn(r, rest, user.Email)
+	if rest == "git-receive-pack" {
+		defer h.turns.pushed(user.Email)
+	}
 
 	// git-http-backend sees the request as its own: the repository's
 	// folder in PATH_INFO, the user, and not the key.
@@ -220,6 +234,27 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *schema.User {
 		Stderr: stderr,
 	}).ServeHTTP(w, req)
 	return user
+}
+
+// takeTurn notes a push's advertisement, and gives its user a turn when
+// they fetch after one that was not followed by a push (see PushTurn).
+func (h *Handler) takeTurn(r *http.Request, rest, user string) {
+	if rest != "info/refs" {
+		return
+	}
+	switch r.URL.Query().Get("service") {
+	case "git-receive-pack":
+		h.turns.advertised(user, time.Now())
+	case "git-upload-pack":
+		ctx, cancel := context.WithTimeout(r.Context(), PushTurn)
+		defer cancel()
+		took, err := h.turns.fetching(ctx, user, time.Now())
+		if err != nil {
+			h.log.Warn("a push turn was not given", "user", user, "err", err)
+		} else if took {
+			h.log.Info("push turn given: the branch stands still until the user's push", "user", user, "at_most", PushTurn)
+		}
+	}
 }
 
 // authenticate finds the user of the request's Basic credentials: 0 and

@@ -88,7 +88,7 @@ func newEnv(t *testing.T) *env {
 	if err := os.WriteFile(filepath.Join(repo, "hooks", "pre-receive"), []byte(hook), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h, err := githttp.New(githttp.Options{RepoDir: repo, Auth: repos.Registry, Logger: logger(e.log)})
+	h, err := githttp.New(githttp.Options{RepoDir: repo, Auth: repos.Registry, Logger: logger(e.log), Yielder: repos.Deployments})
 	if err != nil {
 		t.Fatal(err)
 	}

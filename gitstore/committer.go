@@ -96,6 +96,7 @@ func (s *Store) run() {
 	defer poll.Stop()
 	var inflight []*batch        // oldest first
 	var remoteHead plumbing.Hash // the remote's head to follow once nothing is in flight
+	var yieldGap *time.Timer     // running after a yield: no other before it fires
 	for {
 		if !remoteHead.IsZero() && len(inflight) == 0 {
 			if err := s.followRemote(remoteHead); err != nil {
@@ -111,7 +112,16 @@ func (s *Store) run() {
 		if len(inflight) >= pipelineDepth {
 			queue = nil // writes wait in the queue and make a larger batch
 		}
+		yields, gapOver := s.yields, (<-chan time.Time)(nil)
+		if yieldGap != nil {
+			yields, gapOver = nil, yieldGap.C
+		}
 		select {
+		case y := <-yields:
+			yieldGap = time.NewTimer(s.yieldTo(y, inflight))
+			inflight = nil
+		case <-gapOver:
+			yieldGap = nil
 		case r := <-queue:
 			inflight = s.start(inflight, s.gather(r, inflight))
 		case err := <-landed:

@@ -134,6 +134,7 @@ type Store struct {
 	temps      *tempFiles    // files made ahead for the committer's packs
 	compactNow chan struct{} // asks the housekeeper to merge them
 
+	yields      chan *yieldRequest // Yield: hold back for a push
 	syncNow     chan struct{}      // Sync: fetch from the remote now
 	remoteHeads chan plumbing.Hash // the remote's head, when it moved
 	ownHeads    ownHeads           // the last heads this store made (committer only)
@@ -168,6 +169,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		changed:    make(chan struct{}),
 		refEvents:  make(chan struct{}, 1),
 
+		yields:      make(chan *yieldRequest),
 		syncNow:     make(chan struct{}, 1),
 		remoteHeads: make(chan plumbing.Hash),
 	}

@@ -172,7 +172,7 @@ func (m Mount) matches(path string) bool {
 // /git/ (package githttp); nil when git is not on PATH, which leaves the
 // API working.
 func GitMount(repos *registry.Repos, log *slog.Logger) (*Mount, error) {
-	git, err := githttp.New(githttp.Options{RepoDir: repos.Deployments.Dir(), Auth: repos.Registry, Logger: log})
+	git, err := githttp.New(githttp.Options{RepoDir: repos.Deployments.Dir(), Auth: repos.Registry, Logger: log, Yielder: repos.Deployments})
 	switch {
 	case errors.Is(err, exec.ErrNotFound):
 		log.Warn("the git endpoint is off: git is not on PATH", "err", err)
