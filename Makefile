@@ -9,7 +9,7 @@ CLUSTER_BIN = $(shell bash tools/devcluster/build.sh --print-dir)
 # The Git forge (Gitea) of the forge tests, likewise outside the tree, keyed on its pinned version.
 FORGE_BIN = $(shell bash tools/forge/build.sh --print-dir)
 
-.PHONY: build run test test-unit fuzz bench bench-store bench-agent bench-forge lint cluster-bin forge-bin cluster-up cluster-down
+.PHONY: build run test test-unit fuzz bench bench-store bench-git bench-agent bench-forge lint cluster-bin forge-bin cluster-up cluster-down
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mengi
@@ -56,6 +56,13 @@ bench-store: build
 	$(SERVER_BIN) --memory-limit 140MiB bench store --deployments 50000 --writers 64 --duration 10s --reference=false --results $(BENCH_OUT)
 	$(SERVER_BIN) --memory-limit 140MiB bench store --deployments 50000 --writers 1 --duration 10s --reference=false --results $(BENCH_OUT)
 	MENGI_CRASH_DEPLOYMENTS=50000 $(GO) test -count=1 -run TestStoreSIGKILLUnderLoad -v ./cmd/mengi-server
+	MENGI_CRASH_KILLS=100 $(GO) test -count=1 -timeout 30m -run TestSIGKILLDuringWriteStorm -v ./cmd/mengi
+
+## bench-git: an engineer's git beside 64 store writers for 10 minutes (issue 18): push-to-land time,
+## fetch and clone times, pack count over time.
+bench-git: build
+	@mkdir -p $(dir $(BENCH_OUT))
+	$(SERVER_BIN) bench git --deployments 10000 --writers 64 --duration 10m --interval 30s --results $(BENCH_OUT)
 
 ## bench-agent: the agent's benchmark of BENCHMARKS.md: latency and 200 deployments on a local cluster it starts and stops.
 bench-agent: build cluster-bin

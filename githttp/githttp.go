@@ -210,8 +210,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *schema.User {
 	}
 	defer body.Close()
 	h.takeTurn(r, rest, user.Email)
-	if rest == "git-receive-pack" {
+	switch rest {
+	case "git-receive-pack":
 		defer h.turns.pushed(user.Email)
+	case "git-upload-pack":
+		defer h.turns.fetched(user.Email)
 	}
 
 	// git-http-backend sees the request as its own: the repository's
@@ -246,13 +249,13 @@ func (h *Handler) takeTurn(r *http.Request, rest, user string) {
 	case "git-receive-pack":
 		h.turns.advertised(user, time.Now())
 	case "git-upload-pack":
-		ctx, cancel := context.WithTimeout(r.Context(), PushTurn)
+		ctx, cancel := context.WithTimeout(r.Context(), PushTurn) // to be granted
 		defer cancel()
 		took, err := h.turns.fetching(ctx, user, time.Now())
 		if err != nil {
 			h.log.Warn("a push turn was not given", "user", user, "err", err)
 		} else if took {
-			h.log.Info("push turn given: the branch stands still until the user's push", "user", user, "at_most", PushTurn)
+			h.log.Info("push turn given: the branch stands still until the user's push", "user", user, "after_fetch", PushTurn, "at_most", MaxTurn)
 		}
 	}
 }

@@ -13,12 +13,17 @@ import (
 // such an engineer a turn: a push that was advertised the branch but sent
 // nothing (git found itself behind) marks its user as waiting; that user's
 // next fetch asks the store to yield (Yielder), so the branch stands still
-// from the fetch until their push is over, PushTurn at most. The store
-// spaces yields out (at most half of the branch's time goes to pushes).
+// from the fetch until their push is over: PushTurn after the fetch's last
+// request at most, and MaxTurn in all (a fetch of minutes of writes takes
+// seconds). The store spaces yields out (at most half of the branch's time
+// goes to pushes).
 
-// PushTurn bounds how long the branch stands still for one engineer: from
-// the fetch after a refused push to the end of the next push.
+// PushTurn bounds how long the branch stands still for one engineer after
+// their fetch: the time to rebase and push.
 const PushTurn = 5 * time.Second
+
+// MaxTurn bounds a whole turn, the fetch included.
+const MaxTurn = 30 * time.Second
 
 // turnMemory is how long a refused push keeps its user waiting for a turn.
 const turnMemory = 10 * time.Minute
@@ -41,7 +46,8 @@ type turns struct {
 
 type turn struct {
 	release func()
-	until   time.Time
+	until   time.Time   // MaxTurn after it began
+	timer   *time.Timer // releases PushTurn after the fetch's last request
 }
 
 func newTurns(y Yielder) *turns {
@@ -83,17 +89,36 @@ func (t *turns) fetching(ctx context.Context, user string, now time.Time) (took 
 	}
 	delete(t.waiting, user)
 	t.mu.Unlock()
-	release, err := t.yielder.Yield(ctx, PushTurn)
+	release, err := t.yielder.Yield(ctx, MaxTurn)
 	if err != nil {
 		return false, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if old := t.held[user]; old != nil {
-		old.release()
+		old.end()
 	}
-	t.held[user] = &turn{release: release, until: time.Now().Add(PushTurn)}
+	t.held[user] = &turn{release: release, until: time.Now().Add(MaxTurn), timer: time.AfterFunc(MaxTurn, release)}
 	return true, nil
+}
+
+// fetched notes that one of user's fetch requests is over: if they hold a
+// turn, it ends PushTurn from now unless they push before.
+func (t *turns) fetched(user string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h := t.held[user]; h != nil {
+		h.timer.Reset(min(PushTurn, time.Until(h.until)))
+	}
+}
+
+// end releases the turn and stops its timer. The caller holds t.mu.
+func (h *turn) end() {
+	h.timer.Stop()
+	h.release()
 }
 
 // pushed ends user's turn, if they held one, and their wait: their push
@@ -106,7 +131,7 @@ func (t *turns) pushed(user string) {
 	defer t.mu.Unlock()
 	delete(t.waiting, user)
 	if h := t.held[user]; h != nil {
-		h.release()
+		h.end()
 		delete(t.held, user)
 	}
 }

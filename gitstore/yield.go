@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -19,7 +20,7 @@ import (
 // branch's time however many engineers push.
 
 // MaxYield bounds how long the committer holds back for one yield.
-const MaxYield = 5 * time.Second
+const MaxYield = 30 * time.Second
 
 // yieldRequest asks the committer to hold back.
 type yieldRequest struct {
@@ -31,17 +32,12 @@ type yieldRequest struct {
 // Yield waits until the committer holds back from writing the branch, for
 // at most hold (capped at MaxYield), and returns the function that ends
 // the hold early; call it once the push is over (calling it again, or
-// after the hold expired, does nothing). It fails when ctx ends first or
+// after the hold expired, does nothing; it is safe from any goroutine). It fails when ctx ends first or
 // the store closes.
 func (s *Store) Yield(ctx context.Context, hold time.Duration) (release func(), err error) {
 	y := &yieldRequest{hold: min(hold, MaxYield), granted: make(chan struct{}), release: make(chan struct{})}
-	var once bool
-	release = func() {
-		if !once {
-			once = true
-			close(y.release)
-		}
-	}
+	var once sync.Once
+	release = func() { once.Do(func() { close(y.release) }) }
 	select {
 	case s.yields <- y:
 	case <-ctx.Done():

@@ -22,7 +22,7 @@ func BenchCommand(more ...*cli.Command) *cli.Command {
 	return &cli.Command{
 		Name:        "bench",
 		Usage:       "measure throughput and latency (results for BENCHMARKS.md)",
-		Subcommands: append(append([]*cli.Command{benchAPICommand()}, more...), benchStoreCommand()),
+		Subcommands: append(append([]*cli.Command{benchAPICommand()}, more...), benchStoreCommand(), benchGitCommand()),
 	}
 }
 
