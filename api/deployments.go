@@ -76,6 +76,11 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request, user *
 	if err != nil {
 		return err
 	}
+	release, err := s.heavySlot(r.Context(), len(body))
+	if err != nil {
+		return err
+	}
+	defer release()
 	spec, errs := schema.DecodeCreate(body)
 	if errs != nil {
 		return validation(errs)
@@ -198,6 +203,11 @@ func (s *Server) updateDeployment(w http.ResponseWriter, r *http.Request, user *
 	if err != nil {
 		return err
 	}
+	release, err := s.heavySlot(r.Context(), len(body))
+	if err != nil {
+		return err
+	}
+	defer release()
 	upd, errs := schema.DecodeUpdate(body)
 	if errs != nil {
 		return validation(errs)

@@ -50,6 +50,7 @@ type Server struct {
 	now    func() time.Time
 	mux    *http.ServeMux
 	limits *keyLimits
+	heavy  chan struct{} // slots of large writes (see heavySlot)
 }
 
 // New returns the API over the deployments repository store, with users
@@ -61,7 +62,8 @@ func New(store *gitstore.Store, reg Registry, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{store: store, reg: reg, log: opts.Logger, now: opts.Now, mux: http.NewServeMux(), limits: newKeyLimits(opts.RateLimit)}
+	s := &Server{store: store, reg: reg, log: opts.Logger, now: opts.Now, mux: http.NewServeMux(), limits: newKeyLimits(opts.RateLimit),
+		heavy: make(chan struct{}, HeavyRequests)}
 	s.mux.HandleFunc("POST /deployments", s.authed(s.createDeployment))
 	s.mux.HandleFunc("GET /deployments", s.authed(s.listDeployments))
 	s.mux.HandleFunc("GET /deployments/{id}", s.authed(s.getDeployment))

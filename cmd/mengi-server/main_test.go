@@ -170,7 +170,7 @@ func TestServeAnswersUnreadableRequestsInJSON(t *testing.T) {
 		detail  string
 	}{
 		{"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge,
-			"Request headers too large: at most 1 MiB (1048576 bytes) of request line and headers is accepted"},
+			"Request headers too large: at most 64 KiB (65536 bytes) of request line and headers is accepted"},
 		{"GET /healthz HTTP/1.1 extra\r\nHost: x\r\n\r\n", http.StatusBadRequest, "Bad Request: malformed request line or headers"},
 		{"GET /healthz HTTP/1.1\r\n\r\n", http.StatusBadRequest, "Bad Request: missing required Host header"},
 	} {

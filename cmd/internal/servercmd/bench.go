@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -22,7 +21,7 @@ func BenchCommand(more ...*cli.Command) *cli.Command {
 	return &cli.Command{
 		Name:        "bench",
 		Usage:       "measure throughput and latency (results for BENCHMARKS.md)",
-		Subcommands: append(append([]*cli.Command{benchAPICommand()}, more...), benchStoreCommand(), benchGitCommand()),
+		Subcommands: append(append([]*cli.Command{benchAPICommand()}, more...), benchStoreCommand(), benchGitCommand(), benchRequestsCommand()),
 	}
 }
 
@@ -122,16 +121,4 @@ func PeakRSSMB() int { return statusMB("VmHWM") }
 
 // statusMB reads a "<field>: N kB" line of /proc/self/status, in MiB (0
 // when there is none).
-func statusMB(field string) int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	var kb int
-	for _, line := range strings.Split(string(b), "\n") {
-		if _, err := fmt.Sscanf(line, field+": %d kB", &kb); err == nil {
-			return kb / 1024
-		}
-	}
-	return 0
-}
+func statusMB(field string) int { return statusKB(field) / 1024 }

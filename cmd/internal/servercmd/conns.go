@@ -97,8 +97,11 @@ func (l *connLimit) count() int {
 }
 
 // MaxHeaderBytes bounds a request's line and headers (net/http reads 4
-// KiB more before it gives up); past it the answer is 431.
-const MaxHeaderBytes = http.DefaultMaxHeaderBytes
+// KiB more before it gives up); past it the answer is 431. 64 KiB is
+// twice what nginx accepts by default and far more than git or a browser
+// sends; with MaxConnections open at once, header buffers stay under
+// 300 MiB (net/http's default, 1 MiB, allowed 4 GiB).
+const MaxHeaderBytes = 64 << 10
 
 // jsonErrorListener hands out connections that answer in JSON what
 // net/http answers in plain text before any handler runs.

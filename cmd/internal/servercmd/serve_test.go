@@ -107,9 +107,9 @@ func TestCannedErrorsAreJSON(t *testing.T) {
 		detail        string
 	}{
 		{"header of 2 MB", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n",
-			http.StatusRequestHeaderFieldsTooLarge, "Request headers too large: at most 1 MiB (1048576 bytes) of request line and headers is accepted"},
+			http.StatusRequestHeaderFieldsTooLarge, "Request headers too large: at most 64 KiB (65536 bytes) of request line and headers is accepted"},
 		{"many headers", "GET / HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-Many: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n", 30000) + "\r\n",
-			http.StatusRequestHeaderFieldsTooLarge, "Request headers too large: at most 1 MiB (1048576 bytes) of request line and headers is accepted"},
+			http.StatusRequestHeaderFieldsTooLarge, "Request headers too large: at most 64 KiB (65536 bytes) of request line and headers is accepted"},
 		{"malformed request line", "GARBAGE\r\n\r\n", http.StatusBadRequest, "Bad Request: malformed request line or headers"},
 		{"no version", "GET /\r\n\r\n", http.StatusBadRequest, "Bad Request: malformed request line or headers"},
 		{"header without colon", "GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", http.StatusBadRequest, "Bad Request: malformed request line or headers"},
