@@ -870,6 +870,7 @@ func (s *Store) housekeeper(ctx context.Context) {
 			break
 		}
 		pause.Stop()
+		s.rollUp(ctx)    // past the merges' reach, git takes over
 		s.maybeCompact() // more may have piled up meanwhile
 	}
 }
