@@ -58,11 +58,12 @@ bench-store: build
 	MENGI_CRASH_DEPLOYMENTS=50000 $(GO) test -count=1 -run TestStoreSIGKILLUnderLoad -v ./cmd/mengi-server
 	MENGI_CRASH_KILLS=100 $(GO) test -count=1 -timeout 30m -run TestSIGKILLDuringWriteStorm -v ./cmd/mengi
 
-## bench-git: an engineer's git beside 64 store writers for 10 minutes (issue 18): push-to-land time,
-## fetch and clone times, pack count over time.
+## bench-git: an engineer's git (issue 18) beside 64 store writers at full speed for 2 minutes, then
+## beside 200 writes/s for 10 minutes: push-to-land time, fetch and clone times, pack count over time.
 bench-git: build
 	@mkdir -p $(dir $(BENCH_OUT))
-	$(SERVER_BIN) bench git --deployments 10000 --writers 64 --duration 10m --interval 30s --results $(BENCH_OUT)
+	$(SERVER_BIN) bench git --deployments 10000 --writers 64 --duration 2m --interval 20s --results $(BENCH_OUT)
+	$(SERVER_BIN) bench git --deployments 10000 --writers 64 --rate 200 --duration 10m --interval 60s --results $(BENCH_OUT)
 
 ## bench-agent: the agent's benchmark of BENCHMARKS.md: latency and 200 deployments on a local cluster it starts and stops.
 bench-agent: build cluster-bin

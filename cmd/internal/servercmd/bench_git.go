@@ -39,11 +39,13 @@ from the first push to the push landing. One round before the load is the
 reference. After the run the second clone, untouched since the start, fetches
 everything (the fetch of a clone after --duration of writes) and a new clone
 is made. Each round prints the repository's pack count. The last line is
-git: writes_per_s=<n> push_land_p50_ms=<n> ... (also appended to --results).`,
+git: writes_per_s=<n> push_land_p50_ms=<n> ... (also appended to --results).
+With --rate the writers offer that many writes per second in all (open loop).`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "deployments", Usage: "deployments in the repository before the run", Value: 10000},
 			&cli.IntFlag{Name: "clusters", Usage: "clusters they are spread over", Value: 100},
 			&cli.IntFlag{Name: "writers", Usage: "concurrent store writers (closed loop)", Value: 64},
+			&cli.Float64Flag{Name: "rate", Usage: "offered writes per second from all writers together (open loop); 0: as fast as the store answers"},
 			&cli.DurationFlag{Name: "duration", Usage: "length of the write load", Value: 10 * time.Minute},
 			&cli.DurationFlag{Name: "interval", Usage: "time between the engineer's rounds", Value: 30 * time.Second},
 			&cli.StringFlag{Name: "dir", Usage: "keep the repository in DIR/repo, reusing it when it is there (default: a temporary folder, removed after)"},
@@ -124,7 +126,7 @@ func benchGit(c *cli.Context) error {
 	done := make(chan loadDone, 1)
 	start := time.Now()
 	go func() {
-		res, err := bench.StoreLoad(loadCtx, store, wl, c.Duration("duration"), 0, nil)
+		res, err := bench.StoreLoad(loadCtx, store, wl, c.Duration("duration"), c.Float64("rate"), nil)
 		done <- loadDone{res, err}
 	}()
 	var rounds []gitRound
@@ -180,7 +182,7 @@ wait:
 		ms(rounds[len(rounds)-1].fetch), ms(ref.fetch), staleFetch.Seconds(), freshClone.Seconds(), cloneStart.Seconds(),
 		packsMax, packs, packMB, len(rounds))
 	fmt.Fprintln(out, line)
-	return AppendResult(c.String("results"), fmt.Sprintf("git deployments=%d writers=%d duration=%s %s", seed.Deployments, wl.Writers, c.Duration("duration"), line))
+	return AppendResult(c.String("results"), fmt.Sprintf("git deployments=%d writers=%d rate=%s duration=%s %s", seed.Deployments, wl.Writers, rateName(c.Float64("rate")), c.Duration("duration"), line))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
