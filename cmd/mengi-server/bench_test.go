@@ -33,3 +33,25 @@ func TestBenchRequests(t *testing.T) {
 		t.Errorf("worst accepted peak %v MB: the measurement saw nothing", peak)
 	}
 }
+
+// TestBenchGit runs `bench git` briefly: the engineer's rounds push while
+// the writers write, every push lands (the bench fails otherwise), and the
+// result line carries the figures BENCHMARKS.md records.
+func TestBenchGit(t *testing.T) {
+	out := run(t, "bench", "git", "--deployments", "200", "--clusters", "4", "--writers", "8", "--duration", "6s", "--interval", "2s")
+	rounds := regexp.MustCompile(`(?m)^round t_s=\d+ fetch_ms=\d+ push_land_ms=\d+ attempts=(\d+) packs=(\d+)`).FindAllStringSubmatch(out, -1)
+	if len(rounds) < 2 {
+		t.Fatalf("%d rounds under load, want at least 2:\n%s", len(rounds), out)
+	}
+	last := out[strings.LastIndex(out, "\n")+1:]
+	m := regexp.MustCompile(`^git: writes_per_s=(\d+) push_land_p50_ms=\d+ push_land_max_ms=\d+ push_land_ref_ms=\d+ attempts_max=(\d+) .* packs_end=(\d+) pack_mb_end=\d+ rounds=(\d+)$`).FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("result line %q", last)
+	}
+	if writes, _ := strconv.Atoi(m[1]); writes == 0 {
+		t.Errorf("no writes during the run: %s", last)
+	}
+	if packs, _ := strconv.Atoi(m[3]); packs == 0 {
+		t.Errorf("no packs counted: %s", last)
+	}
+}

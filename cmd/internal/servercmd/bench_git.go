@@ -68,15 +68,11 @@ type gitRound struct {
 
 func benchGit(c *cli.Context) error {
 	out := c.App.Writer
-	dir, cleanup, err := benchDir(c.String("dir"))
+	dir, seed, cleanup, err := benchSeed(c)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	seed, err := seedOrReuse(c, dir)
-	if err != nil {
-		return err
-	}
 	log, err := NewLogger(c.String("log-level"))
 	if err != nil {
 		return err

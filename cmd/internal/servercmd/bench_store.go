@@ -56,15 +56,11 @@ memory of this process from opening the store to the end of the run).`,
 
 func benchStore(c *cli.Context) error {
 	out := c.App.Writer
-	dir, cleanup, err := benchDir(c.String("dir"))
+	dir, seed, cleanup, err := benchSeed(c)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	seed, err := seedOrReuse(c, dir)
-	if err != nil {
-		return err
-	}
 	wl := &bench.Workload{Seed: seed, Writers: c.Int("writers"), Run: strconv.FormatInt(time.Now().UnixNano()%(1<<40), 36), Now: time.Now().UTC().Truncate(time.Second)}
 	if wl.Writers < 1 {
 		return fmt.Errorf("--writers must be at least 1")
@@ -165,6 +161,21 @@ func benchStore(c *cli.Context) error {
 	line := res.Line(rss)
 	fmt.Fprintln(out, line)
 	return AppendResult(c.String("results"), fmt.Sprintf("store deployments=%d writers=%d rate=%s %s", seed.Deployments, wl.Writers, rateName(c.Float64("rate")), line))
+}
+
+// benchSeed is the folder of a benchmark taking --dir and its seeded
+// repository (see seedOrReuse); cleanup removes a temporary folder.
+func benchSeed(c *cli.Context) (string, *bench.Seed, func(), error) {
+	dir, cleanup, err := benchDir(c.String("dir"))
+	if err != nil {
+		return "", nil, nil, err
+	}
+	seed, err := seedOrReuse(c, dir)
+	if err != nil {
+		cleanup()
+		return "", nil, nil, err
+	}
+	return dir, seed, cleanup, nil
 }
 
 // benchDir returns the folder a benchmark keeps its repository in: dir, or
