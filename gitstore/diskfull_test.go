@@ -353,3 +353,70 @@ func TestTempFilesFillWaitsQuietly(t *testing.T) {
 		<-done
 	})
 }
+
+// TestOpenOnFullDisk: creating a repository on a full disk fails with
+// ErrDiskFull and leaves nothing behind (a half-made one, an empty HEAD
+// and no config, could be neither opened nor made again once space was
+// freed); an existing repository opens on a full disk and serves reads;
+// both take writes once space is freed.
+func TestOpenOnFullDisk(t *testing.T) {
+	mnt := disktest.Mount(t, 8<<20)
+	if mnt == "" {
+		return // ran in a namespace
+	}
+	existing := filepath.Join(mnt, "existing")
+	s, err := Open(existing, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, createMutation(newDeployment(1, testCluster, "web")))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(mnt, "empty") // a folder made for it, as a mount point is
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	filler := disktest.Fill(t, mnt)
+	for _, dir := range []string{filepath.Join(mnt, "new"), empty} {
+		if _, err := Open(dir, Options{}); !errors.Is(err, ErrDiskFull) || !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("Open(%s) on a full disk: %v, want ErrDiskFull", dir, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "new")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a repository failed to be made, yet its folder is there: %v", err)
+	}
+	if left, _ := os.ReadDir(empty); len(left) != 0 {
+		t.Errorf("a repository failed to be made in a folder, yet it holds %d entries", len(left))
+	}
+	s, err = Open(existing, Options{})
+	if err != nil {
+		t.Fatalf("Open of a repository on a full disk: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if d := s.DeploymentsOf("00000000-0000-7000-8000-aaaaaaaaaaaa", 0, 10, nil); len(d) != 1 {
+		t.Errorf("%d deployments read on a full disk, want 1", len(d))
+	}
+	if _, err := s.Apply(context.Background(), createMutation(newDeployment(2, testCluster, "api"))); !errors.Is(err, ErrDiskFull) {
+		t.Errorf("a write on a full disk: %v, want ErrDiskFull", err)
+	}
+
+	filler.Remove(t)
+	mustApply(t, s, createMutation(newDeployment(2, testCluster, "api")))
+	for _, dir := range []string{filepath.Join(mnt, "new"), empty} {
+		n, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatalf("Open(%s) once space was freed: %v", dir, err)
+		}
+		mustApply(t, n, createMutation(newDeployment(3, testCluster, "db")))
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		runGit(t, dir, "fsck", "--strict", "--no-dangling")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	runGit(t, existing, "fsck", "--strict", "--no-dangling")
+}

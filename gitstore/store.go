@@ -248,15 +248,38 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 // initRepo creates a bare repository whose HEAD names the branch, unless
-// one is there already.
-func initRepo(dir, branch string) error {
+// one is there already. When that fails (a full disk), what it created is
+// removed: a half-made repository (an empty HEAD, no config) could not be
+// opened once space was freed, nor made again.
+func initRepo(dir, branch string) (err error) {
 	if _, err := os.Stat(filepath.Join(dir, "objects")); err == nil {
-		return checkObjectsOnReceive(dir)
+		return diskFull(checkObjectsOnReceive(dir))
 	}
+	existed := map[string]bool{}
+	entries, statErr := os.ReadDir(dir)
+	for _, e := range entries {
+		existed[e.Name()] = true
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		err = diskFull(err)
+		if errors.Is(statErr, os.ErrNotExist) {
+			os.RemoveAll(dir)
+			return
+		}
+		made, _ := os.ReadDir(dir)
+		for _, e := range made {
+			if !existed[e.Name()] {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+		}
+	}()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create repository %s: %w", dir, err)
 	}
-	_, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
+	_, err = git.PlainInitWithOptions(dir, &git.PlainInitOptions{
 		Bare:        true,
 		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName(branch)},
 	})
