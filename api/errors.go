@@ -42,6 +42,16 @@ var (
 // the Git remote is unavailable.
 const RemoteRetryAfter = "5"
 
+// DiskFullRetryAfter is the Retry-After (seconds) of a 503 answered
+// while the disk holding the repository is full: an operator has to free
+// space, which takes a while; the store takes writes again the moment
+// there is some.
+const DiskFullRetryAfter = "30"
+
+// diskFullDetail is the detail of a write refused for a full disk. It
+// names no path: the log has them.
+const diskFullDetail = "The server's disk is full: the change was not written. Try again once an operator has freed space."
+
 const remoteUnavailableDetail = "The Git server holding the deployments repository did not accept the change in time " +
 	"(unreachable, or it refused Mengi's push); nothing was written. Try again later."
 
@@ -97,6 +107,13 @@ func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 		log.Warn("request failed: the Git remote did not take the change", "err", err)
 		w.Header().Set("Retry-After", RemoteRetryAfter)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"detail": remoteUnavailableDetail})
+		return
+	}
+	if errors.Is(err, gitstore.ErrDiskFull) {
+		// Nothing was written; the store logged the full disk once.
+		log.Debug("request failed: the repository's disk is full", "err", err)
+		w.Header().Set("Retry-After", DiskFullRetryAfter)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"detail": diskFullDetail})
 		return
 	}
 	log.Error("request failed", "err", err)

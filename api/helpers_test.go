@@ -144,7 +144,13 @@ func newEnv(t *testing.T) *env {
 // newEnvWith is newEnv with a commit clock for the store.
 func newEnvWith(t *testing.T, storeNow func() time.Time) *env {
 	t.Helper()
-	e := &env{dir: t.TempDir(), clock: &clock{t: start}, storeNow: storeNow, errors: &errorLog{}}
+	return newEnvAt(t, t.TempDir(), storeNow)
+}
+
+// newEnvAt is newEnvWith on the repository dir (its registry beside it).
+func newEnvAt(t *testing.T, dir string, storeNow func() time.Time) *env {
+	t.Helper()
+	e := &env{dir: dir, clock: &clock{t: start}, storeNow: storeNow, errors: &errorLog{}}
 	// Cleanups run last-registered first: the server and the store stop
 	// before the repository is checked.
 	t.Cleanup(func() {

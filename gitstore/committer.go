@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"golang.org/x/sys/unix"
 )
 
 // Change sets or deletes one file.
@@ -316,12 +319,18 @@ func (s *Store) landFirst(inflight []*batch, err error) []*batch {
 		r.after <- false
 		<-r.done
 	}
-	if errors.Is(err, ErrRemoteUnavailable) {
+	switch {
+	case errors.Is(err, ErrRemoteUnavailable):
 		// Already tried for the remote's whole wait: fail these writes
 		// (503), and try the later batches once more each.
 		s.log.Warn("batch not committed: the remote is unavailable", "writes", len(b.reqs), "err", err)
 		s.answer(b.reqs, err)
-	} else {
+	case errors.Is(err, ErrDiskFull):
+		// Running them again would fill the disk again: fail these
+		// writes (503), and try the later batches, which failed because
+		// this one did, once more each.
+		s.answer(b.reqs, err)
+	default:
 		s.log.Warn("batch not committed, running its writes again", "writes", len(b.reqs), "batches after it", len(rest), "err", err)
 		landed := false
 		if errors.Is(err, ErrRemoteMoved) {
@@ -399,8 +408,13 @@ const remoteRetryPause = 50 * time.Millisecond
 const maxAttempts = 20
 
 // answer tells every writer of a batch its outcome; err, when not nil,
-// fails the writes that did not fail on their own.
+// fails the writes that did not fail on their own. A full disk is logged
+// once, however many batches it fails, until a batch lands again.
 func (s *Store) answer(reqs []*request, err error) {
+	if errors.Is(err, ErrDiskFull) {
+		s.faults.failed(faultCommitDiskFull, "writes refused: the repository's disk is full; they are taken again as soon as space is freed",
+			err, "dir", s.dir, "writes", len(reqs))
+	}
 	for _, r := range reqs {
 		o := r.res
 		if err != nil && o.err == nil {
@@ -545,6 +559,7 @@ func (s *Store) publish(b *batch) {
 	s.announce()
 	s.mu.Unlock()
 	s.ownHeads.add(b.head)
+	s.faults.ok(faultCommitDiskFull, "writes committed again: the repository's disk has space")
 	s.log.Debug("batch committed", "writes", len(b.reqs), "commits", b.commits, "head", short(b.head), "took", time.Since(b.started))
 	s.maybeCompact()
 }
@@ -574,12 +589,14 @@ var errBaseFailed = errors.New("the batch before did not land")
 // parent to its head.
 // Everything that does not depend on the batch before is done at once,
 // while that batch may still be landing: the pack and its index are
-// written, fsynced and published, and the ref's next value is written to
-// a fsynced temporary file. Once b.after says the batch before landed, the
+// written and fsynced, and the ref's next value is written to a fsynced
+// temporary file; once both are, the pack is published. Once b.after says the batch before landed, the
 // ref is swapped under its lock with a single directory fsync. A crash at
 // any point leaves the old head or the new one with all its objects (and
-// at worst a pack nothing refers to, garbage for gc).
-func (s *Store) persist(b *batch) error {
+// at worst a pack nothing refers to, garbage for gc). A failure for a
+// full disk is an ErrDiskFull; the batch's temporary files are removed.
+func (s *Store) persist(b *batch) (err error) {
+	defer func() { err = diskFull(err) }()
 	if b.pack == nil {
 		// Nothing to write: the batch lands when the one before it does.
 		b.markStaged()
@@ -597,9 +614,17 @@ func (s *Store) persist(b *batch) error {
 		value, valueErr = s.ref.prepare(head)
 	}()
 	p.seal()
-	staged, err := p.stage(s.dir, s.temps)
+	var staged *stagedPack
+	staged, err = p.stage(s.dir, s.temps)
 	s.givePackBuf(p.pack)
 	p.pack = nil // written: its memory goes to the next batch
+	<-prepared   // (a small file: ready by now, as a rule)
+	if err == nil && valueErr != nil {
+		// The ref cannot move (a full disk): the pack is not published
+		// either, its temporary files go.
+		staged.discard()
+		err = valueErr
+	}
 	if err == nil {
 		if err = staged.publish(); err == nil {
 			if s.opts.CompactAfter > 0 {
@@ -609,11 +634,7 @@ func (s *Store) persist(b *batch) error {
 		}
 	}
 	b.markStaged()
-	<-prepared
 	ok := <-b.after
-	if err == nil {
-		err = valueErr
-	}
 	if !ok || err != nil {
 		if value != nil {
 			value.discard()
@@ -817,6 +838,7 @@ func (s *Store) maybeCompact() {
 func (s *Store) housekeeper(ctx context.Context) {
 	save := time.NewTicker(s.opts.historyCheck)
 	defer save.Stop()
+	var diskWait <-chan time.Time // set while merges wait for disk space
 	for {
 		select {
 		case <-ctx.Done():
@@ -826,10 +848,15 @@ func (s *Store) housekeeper(ctx context.Context) {
 				s.mu.RLock()
 				head := s.head
 				s.mu.RUnlock()
-				s.hist.save(s.log, s.historyPath(), head)
+				s.saveHistory(head)
 			}
 			continue
 		case <-s.compactNow:
+			if diskWait != nil {
+				continue // tried again when diskWait fires
+			}
+		case <-diskWait:
+			diskWait = nil
 		}
 		own := s.own.snapshot()
 		names := pickMerge(s.dir, own)
@@ -839,9 +866,24 @@ func (s *Store) housekeeper(ctx context.Context) {
 		if len(names) < 2 {
 			continue
 		}
+		if need, free, err := mergeRoom(s.dir, names, s.opts.mergeHeadroom); err == nil && free < need {
+			// The merged pack takes up to what it merges until they are
+			// removed: it must not take the committer's last bytes.
+			s.faults.failed(faultMergeDiskFull, "merging packs waits for disk space", nil,
+				"dir", s.dir, "packs", len(names), "need_mb", need>>20, "free_mb", free>>20)
+			diskWait = time.After(s.opts.diskRetry)
+			continue
+		}
 		start := time.Now()
 		// Pace the merge unless packs pile up: then catch up at full speed.
 		merged, err := mergePacks(s.dir, names, s.own.len() < 8*s.opts.CompactAfter, s.hints)
+		if err = diskFull(err); errors.Is(err, ErrDiskFull) {
+			// Its temporary file is gone; the packs stay to be merged
+			// once there is space.
+			s.faults.failed(faultMergeDiskFull, "merging packs waits for disk space", err, "dir", s.dir, "packs", len(names))
+			diskWait = time.After(s.opts.diskRetry)
+			continue
+		}
 		if err != nil {
 			// Leave these packs to git rather than failing again after
 			// every batch.
@@ -849,6 +891,7 @@ func (s *Store) housekeeper(ctx context.Context) {
 			s.own.forget(names)
 			continue
 		}
+		s.faults.ok(faultMergeDiskFull, "packs are merged again: the disk has space")
 		s.own.replace(names, merged)
 		// Readers hold the reader's lock for a whole lookup, so none is
 		// half-way through a pack while it disappears.
@@ -919,3 +962,31 @@ const (
 
 // mergeInterval is the least time between two merges of packs.
 const mergeInterval = time.Second
+
+// mergeHeadroom is the free space a merge leaves the committer: a merge
+// starts only when the disk has the size of the packs it merges free
+// (the merged pack is at most that) and this much more, about two full
+// batches of 256 writes.
+const mergeHeadroom = 16 << 20
+
+// diskFullRetry is how long merges wait after finding the disk too full
+// for one, before looking again.
+const diskFullRetry = 5 * time.Second
+
+// mergeRoom returns the free space a merge of names needs (their size
+// and headroom, see mergeHeadroom) and the space free on the disk of
+// gitDir.
+func mergeRoom(gitDir string, names []string, headroom int64) (need, free int64, err error) {
+	dir := filepath.Join(gitDir, "objects", "pack")
+	need = headroom
+	for _, n := range names {
+		if fi, err := os.Stat(filepath.Join(dir, n+".pack")); err == nil {
+			need += fi.Size()
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return need, 0, err
+	}
+	return need, int64(st.Bavail) * st.Bsize, nil
+}

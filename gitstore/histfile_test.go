@@ -226,7 +226,7 @@ func TestHistorySaveFoldsWhileWriting(t *testing.T) {
 			running = false
 		default:
 		}
-		s.hist.save(s.log, s.historyPath(), s.Head())
+		s.hist.save(s.historyPath(), s.Head())
 	}
 	if saves < 2 {
 		t.Fatalf("only %d saves", saves)
@@ -350,7 +350,7 @@ func TestHistorySaveRacingACommit(t *testing.T) {
 	mustApply(t, s, createMutation(web))
 	staleHead := s.Head()
 	mustApply(t, s, createMutation(api))
-	s.hist.save(s.log, s.historyPath(), staleHead)
+	s.hist.save(s.historyPath(), staleHead)
 	if n := s.hist.unsaved(); n != 0 {
 		t.Fatalf("%d commits unsaved", n)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -160,7 +159,7 @@ func (h *history) build(ctx context.Context, s *Store, head plumbing.Hash) {
 	s.log.Debug("history built", "commits", len(cached.commits)+len(fresh), "walked", len(fresh), "took", time.Since(start).Round(time.Millisecond))
 	h.finish(cached, walked, nil)
 	if len(fresh) >= historySaveAfter {
-		h.save(s.log, s.historyPath(), head)
+		s.saveHistory(head)
 	}
 }
 
@@ -246,20 +245,21 @@ func (h *history) finish(base *historyBase, walked *historyDelta, err error) {
 // and the history knows every commit up to head (the caller makes sure:
 // commits are added before the head moves past them). The commits added
 // since the last save are folded into a new base, which replaces the old
-// one once the file is written; commits added meanwhile wait for the next
-// save.
-func (h *history) save(log *slog.Logger, path string, head plumbing.Hash) {
+// one (written or not: a failed write only makes the next start walk
+// more commits); commits added meanwhile wait for the next save. It
+// returns the error of writing the file.
+func (h *history) save(path string, head plumbing.Hash) error {
 	select {
 	case <-h.ready:
 	default:
-		return
+		return nil
 	}
 	h.saveMu.Lock()
 	defer h.saveMu.Unlock()
 	h.mu.Lock()
 	if h.buildErr != nil {
 		h.mu.Unlock()
-		return
+		return nil
 	}
 	base, delta := h.base, h.live
 	h.saving, h.live = delta, newHistoryDelta()
@@ -275,9 +275,7 @@ func (h *history) save(log *slog.Logger, path string, head plumbing.Hash) {
 	// comes after historySaveAfter more.
 	h.base, h.saving = next, nil
 	h.mu.Unlock()
-	if err != nil {
-		log.Warn("writing the history file failed; the next start walks more commits", "err", err)
-	}
+	return err
 }
 
 // dueForSave reports whether the housekeeper should save: historySaveAfter
@@ -322,4 +320,14 @@ func appendNew(list, more []plumbing.Hash) []plumbing.Hash {
 		}
 	}
 	return list
+}
+
+// saveHistory writes the history file for head; a failure (a full disk)
+// is logged once until a save succeeds again.
+func (s *Store) saveHistory(head plumbing.Hash) {
+	if err := s.hist.save(s.historyPath(), head); err != nil {
+		s.faults.failed(faultHistorySave, "writing the history file failed; the next start walks more commits", err)
+		return
+	}
+	s.faults.ok(faultHistorySave, "the history file is written again")
 }

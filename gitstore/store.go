@@ -55,11 +55,25 @@ type Options struct {
 	Now func() time.Time
 
 	historyCheck time.Duration // how often the housekeeper considers a history save (tests)
+	diskRetry    time.Duration // how long merges wait on a full disk (tests)
+	faultSettle  time.Duration // how long a failure must not recur to be over (tests)
+	// mergeHeadroom is the space a merge leaves free (tests: negative, to
+	// merge however full the disk is).
+	mergeHeadroom int64
 }
 
 func (o *Options) defaults() {
 	if o.historyCheck == 0 {
 		o.historyCheck = historyCheckInterval
+	}
+	if o.diskRetry == 0 {
+		o.diskRetry = diskFullRetry
+	}
+	if o.faultSettle == 0 {
+		o.faultSettle = faultSettle
+	}
+	if o.mergeHeadroom == 0 {
+		o.mergeHeadroom = mergeHeadroom
 	}
 	if o.Branch == "" {
 		o.Branch = "main"
@@ -132,6 +146,7 @@ type Store struct {
 	hints      *deltaHints   // deltas for the whole trees in own packs
 	packBufs   chan []byte   // memory of written packs, for the next ones
 	temps      *tempFiles    // files made ahead for the committer's packs
+	faults     *faults       // failures logged once per kind while they last
 	compactNow chan struct{} // asks the housekeeper to merge them
 
 	yields      chan *yieldRequest // Yield: hold back for a push
@@ -163,7 +178,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		idx:      newIndex(),
 		hints:    newDeltaHints(),
 		packBufs: make(chan []byte, pipelineDepth+1),
-		temps:    newTempFiles(dir),
+		faults:   newFaults(opts.Logger, opts.faultSettle),
 
 		compactNow: make(chan struct{}, 1),
 		changed:    make(chan struct{}),
@@ -173,6 +188,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		syncNow:     make(chan struct{}, 1),
 		remoteHeads: make(chan plumbing.Hash),
 	}
+	s.temps = newTempFiles(dir, s.faults)
 	s.trees = newTreeCache(s.objs, treeCacheSize)
 	if opts.Remote != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), opts.RemoteTimeout)
@@ -232,15 +248,38 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 // initRepo creates a bare repository whose HEAD names the branch, unless
-// one is there already.
-func initRepo(dir, branch string) error {
+// one is there already. When that fails (a full disk), what it created is
+// removed: a half-made repository (an empty HEAD, no config) could not be
+// opened once space was freed, nor made again.
+func initRepo(dir, branch string) (err error) {
 	if _, err := os.Stat(filepath.Join(dir, "objects")); err == nil {
-		return checkObjectsOnReceive(dir)
+		return diskFull(checkObjectsOnReceive(dir))
 	}
+	existed := map[string]bool{}
+	entries, statErr := os.ReadDir(dir)
+	for _, e := range entries {
+		existed[e.Name()] = true
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		err = diskFull(err)
+		if errors.Is(statErr, os.ErrNotExist) {
+			os.RemoveAll(dir)
+			return
+		}
+		made, _ := os.ReadDir(dir)
+		for _, e := range made {
+			if !existed[e.Name()] {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+		}
+	}()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create repository %s: %w", dir, err)
 	}
-	_, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
+	_, err = git.PlainInitWithOptions(dir, &git.PlainInitOptions{
 		Bare:        true,
 		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName(branch)},
 	})
@@ -424,7 +463,7 @@ func (s *Store) Close() error {
 	<-s.bgDone
 	s.saveSnapshot()
 	if s.hist.unsaved() > 0 {
-		s.hist.save(s.log, s.historyPath(), s.head)
+		s.saveHistory(s.head)
 	}
 	s.ref.spares.removeAll()
 	return s.objs.close()

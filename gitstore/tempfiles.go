@@ -28,19 +28,23 @@ import (
 // git maps them. Merged-away packs are deleted (removePacks); reusing them
 // emptied the packs of every clone that shared them.
 type tempFiles struct {
-	dir   string
-	ready chan *os.File
+	dir    string
+	ready  chan *os.File
+	faults *faults // logs a failing fill once; nil: not logged
 }
 
 // tempFilesAhead is how many files are kept ready: a burst of four
 // batches, two files each, before writers create their own.
 const tempFilesAhead = 8
 
+// tempFilesRetry is the pause before fill tries again after failing.
+const tempFilesRetry = time.Second
+
 // tmpPackPrefix names temporary pack and index files.
 const tmpPackPrefix = "tmp_mengi_pack_"
 
-func newTempFiles(dir string) *tempFiles {
-	return &tempFiles{dir: dir, ready: make(chan *os.File, tempFilesAhead)}
+func newTempFiles(dir string, f *faults) *tempFiles {
+	return &tempFiles{dir: dir, ready: make(chan *os.File, tempFilesAhead), faults: f}
 }
 
 // create returns an empty file open for writing: a ready one, or a new
@@ -61,18 +65,26 @@ func (t *tempFiles) create(dir string) (*os.File, error) {
 }
 
 // fill keeps files ready until ctx is done, then removes the unused ones.
+// While files cannot be created (a full disk), it tries again every
+// tempFilesRetry, saying so once.
 func (t *tempFiles) fill(ctx context.Context) {
 	defer t.drain()
 	for {
 		f, err := os.CreateTemp(t.dir, tmpPackPrefix)
 		if err != nil {
 			// Writers create their own meanwhile, and see the error.
+			if t.faults != nil {
+				t.faults.failed(faultTempFiles, "making temporary pack files ahead failed; trying again every second", err)
+			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(time.Second):
+			case <-time.After(tempFilesRetry):
 			}
 			continue
+		}
+		if t.faults != nil {
+			t.faults.ok(faultTempFiles, "temporary pack files are made ahead again")
 		}
 		select {
 		case t.ready <- f:

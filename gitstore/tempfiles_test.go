@@ -48,7 +48,7 @@ func TestRemovedPacksAreNeverRewritten(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, "pack-1.*")); len(left) != 0 {
 		t.Fatalf("still in the pack directory: %v", left)
 	}
-	temps := newTempFiles(gitDir)
+	temps := newTempFiles(gitDir, nil)
 	for range 2 * tempFilesAhead {
 		tf, err := temps.create(gitDir)
 		if err != nil {
@@ -77,7 +77,7 @@ func TestRemovedPacksAreNeverRewritten(t *testing.T) {
 func TestTempFilesFillAndDrain(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
-		temps := newTempFiles(dir) // its channel belongs to the bubble
+		temps := newTempFiles(dir, nil) // its channel belongs to the bubble
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() {

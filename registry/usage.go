@@ -81,10 +81,15 @@ func (u *usage) saveLocked(now time.Time) error {
 		return err
 	}
 	tmp := u.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("save key usage: %w", err)
+	err = os.WriteFile(tmp, b, 0o600)
+	if err == nil {
+		err = os.Rename(tmp, u.path)
 	}
-	if err := os.Rename(tmp, u.path); err != nil {
+	if err != nil {
+		// Tried: the next attempt comes usageSaveEvery later, not at
+		// every request (on a full disk each would fail and be logged).
+		os.Remove(tmp)
+		u.saved = now
 		return fmt.Errorf("save key usage: %w", err)
 	}
 	u.saved, u.dirty = now, false

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -72,6 +74,13 @@ var listenLine = regexp.MustCompile(`msg="API listening" addr=(\S+)`)
 // killed when the test ends, and returns it with its base URL.
 func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
 	t.Helper()
+	cmd, base, _ := startServeLogged(t, args...)
+	return cmd, base
+}
+
+// startServeLogged is startServe that also keeps the server's log.
+func startServeLogged(t *testing.T, args ...string) (*exec.Cmd, string, *serverLog) {
+	t.Helper()
 	cmd := serverCmd(append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -81,10 +90,12 @@ func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	logs := &serverLog{}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			logs.add(sc.Text())
 			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
 			}
@@ -92,12 +103,33 @@ func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
 	}()
 	select {
 	case a := <-addr:
-		return cmd, "http://" + a
+		return cmd, "http://" + a, logs
 	case <-time.After(30 * time.Second):
-		t.Fatal("mengi-server serve did not start listening")
+		t.Fatalf("mengi-server serve did not start listening:\n%s", logs)
 	}
-	return nil, ""
+	return nil, "", nil
 }
+
+// serverLog is the lines a server process logged so far.
+type serverLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *serverLog) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+}
+
+// Lines returns the lines logged so far.
+func (l *serverLog) Lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
+}
+
+func (l *serverLog) String() string { return strings.Join(l.Lines(), "\n") }
 
 // TestServeCreatesAndStops drives the server process as an operator does:
 // a key and a cluster made with its tools, a deployment created over HTTP

@@ -72,7 +72,7 @@ func agentCommand() *cli.Command {
 				return err
 			}
 			defer repos.Close()
-			if err := servercmd.InstallPushCheck(repos); err != nil {
+			if err := servercmd.InstallPushCheck(repos, log); err != nil {
 				return err
 			}
 			return runAgent(c, repos, remote, gr, log)

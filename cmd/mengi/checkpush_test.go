@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,7 +60,7 @@ func TestPushCheck(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := servercmd.InstallPushCheck(repos); err != nil {
+	if err := servercmd.InstallPushCheck(repos, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 

@@ -71,7 +71,7 @@ func up(c *cli.Context) error {
 		return err
 	}
 	defer repos.Close()
-	if err := servercmd.InstallPushCheck(repos); err != nil {
+	if err := servercmd.InstallPushCheck(repos, log); err != nil {
 		return err
 	}
 	store, reg := repos.Deployments, repos.Registry

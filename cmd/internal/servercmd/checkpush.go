@@ -3,6 +3,7 @@ package servercmd
 import (
 	"bufio"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mengi-cloud/gitops/githttp"
+	"github.com/mengi-cloud/gitops/gitstore"
 	"github.com/mengi-cloud/gitops/pushcheck"
 	"github.com/mengi-cloud/gitops/registry"
 )
@@ -21,7 +23,12 @@ const hookMarker = "# Installed by Mengi GitOps"
 // InstallPushCheck makes `check-push` of this executable the deployments
 // repository's pre-receive hook, so a push that breaks a rule is refused
 // with one line per problem. A hook the operator wrote is left alone.
-func InstallPushCheck(repos *registry.Repos) error {
+//
+// On a full disk the hook cannot be written: when one Mengi installed
+// before is there (naming another executable, an earlier installation's),
+// it stays, with a warning, so that the server starts and serves reads;
+// when there is none, starting is refused (pushes would go unchecked).
+func InstallPushCheck(repos *registry.Repos, log *slog.Logger) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("install the push check: %w", err)
@@ -36,12 +43,31 @@ func InstallPushCheck(repos *registry.Repos) error {
 	case err == nil && !strings.Contains(string(old), hookMarker):
 		return nil // the operator's own hook
 	}
+	ours := err == nil
+	err = writeHook(path, script)
+	switch {
+	case err == nil:
+		return nil
+	case gitstore.IsDiskFull(err) && ours:
+		log.Warn("the push check stays as installed before: the disk is full; it is brought up to date at a start once space is freed",
+			"hook", path, "err", err)
+		return nil
+	case gitstore.IsDiskFull(err):
+		return fmt.Errorf("install the push check: the repository's disk is full (free space and start again): %w", err)
+	}
+	return fmt.Errorf("install the push check: %w", err)
+}
+
+// writeHook replaces the hook at path with script (a temporary file
+// renamed over it; removed when it cannot be written).
+func writeHook(path, script string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("install the push check: %w", err)
+		return err
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
-		return fmt.Errorf("install the push check: %w", err)
+		os.Remove(tmp)
+		return err
 	}
 	return os.Rename(tmp, path)
 }

@@ -87,7 +87,7 @@ func serveCommand(ext Extensions) *cli.Command {
 				return err
 			}
 			defer repos.Close()
-			if err := InstallPushCheck(repos); err != nil {
+			if err := InstallPushCheck(repos, log); err != nil {
 				return err
 			}
 			var prs PullRequestChecker
