@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -419,4 +420,72 @@ func TestOpenOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	runGit(t, existing, "fsck", "--strict", "--no-dangling")
+}
+
+// TestRollUpOnFullDisk: git does not roll packs up on a full disk (the
+// store does not start it), and when git runs out of space anyway its
+// temporary pack goes with the scratch folder it was given (git leaves it
+// behind, and with it all the space it took); once space is freed the
+// roll-up runs.
+func TestRollUpOnFullDisk(t *testing.T) {
+	s, mnt, logs := openOnSmallDisk(t, 64<<20, Options{CompactAfter: -1, faultSettle: 100 * time.Millisecond})
+	if s == nil {
+		return
+	}
+	dir := s.Dir()
+	for i := range 30 {
+		mustApply(t, s, createMutation(newDeployment(i, testCluster, fmt.Sprintf("d%d", i))))
+	}
+	// Five packs of others, each the objects of five commits.
+	for i := range 5 {
+		objs := runGit(t, dir, "rev-list", "--objects", fmt.Sprintf("main~%d..main~%d", 5*i+5, 5*i))
+		cmd := exec.Command("git", "-C", dir, "pack-objects", "-q", "objects/pack/pack")
+		cmd.Stdin = strings.NewReader(objs + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("pack-objects: %v\n%s", err, out)
+		}
+	}
+	before := packCount(dir)
+	names := pickRollup(rollupCandidates(dir, s.own.snapshot()))
+	if len(names) != 5 {
+		t.Fatalf("%d packs to roll up, want the 5 of others", len(names))
+	}
+	gitLeftovers := func() []string {
+		a, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_*"))
+		b, _ := filepath.Glob(filepath.Join(dir, tmpRollupPrefix+"*"))
+		return append(a, b...)
+	}
+
+	filler := disktest.Fill(t, mnt)
+	for range 3 {
+		s.rollUp(context.Background())
+	}
+	if n := strings.Count(logs.String(), "rolling up packs with git waits for disk space"); n != 1 || packCount(dir) != before {
+		t.Errorf("3 roll-ups on a full disk: logged %d times, want once; %d packs, want %d:\n%s", n, packCount(dir), before, logs)
+	}
+	// git itself out of space: what it wrote goes.
+	if _, err := packWithGit(context.Background(), dir, names); err == nil {
+		t.Fatal("git rolled packs up on a full disk")
+	}
+	if left := gitLeftovers(); len(left) > 0 {
+		t.Errorf("git's temporary files left on the full disk: %v", left)
+	}
+	if left := leftovers(t, dir); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+
+	filler.Remove(t)
+	s.rollUp(context.Background())
+	if got := packCount(dir); got != before-4 {
+		t.Errorf("%d packs after the roll-up once space was freed, want %d (5 into 1)", got, before-4)
+	}
+	waitLog(t, logs, "packs are rolled up by git again: the disk has space")
+	if left := gitLeftovers(); len(left) > 0 {
+		t.Errorf("git's temporary files left: %v", left)
+	}
+	mustApply(t, s, createMutation(newDeployment(99, testCluster, "after")))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	runGit(t, dir, "fsck", "--strict", "--no-dangling")
 }

@@ -30,6 +30,7 @@ type faultKind string
 const (
 	faultCommitDiskFull faultKind = "commit: disk full"
 	faultMergeDiskFull  faultKind = "merge: disk full"
+	faultRollupDiskFull faultKind = "roll-up: disk full"
 	faultHistorySave    faultKind = "history file"
 	faultTempFiles      faultKind = "temporary files"
 )

@@ -31,6 +31,10 @@ import (
 // rollupAfter is how many packs past the store's merges start a roll-up.
 const rollupAfter = 4
 
+// tmpRollupPrefix names the folder git writes a roll-up's temporary files
+// in (see packWithGit).
+const tmpRollupPrefix = "tmp_mengi_rollup_"
+
 // rollupTimeout bounds one roll-up (git copies hundreds of MB a minute).
 const rollupTimeout = 10 * time.Minute
 
@@ -105,14 +109,29 @@ func (s *Store) rollUp(ctx context.Context) {
 	if len(names) == 0 {
 		return
 	}
+	// git writes the new pack before the rolled-up ones go: like a merge,
+	// a roll-up must not take the committer's last space.
+	if need, free, err := mergeRoom(s.dir, names, s.opts.mergeHeadroom); err == nil && free < need {
+		s.faults.failed(faultRollupDiskFull, "rolling up packs with git waits for disk space", nil,
+			"dir", s.dir, "packs", len(names), "need_mb", need>>20, "free_mb", free>>20)
+		return
+	}
 	start := time.Now()
 	rolled, err := packWithGit(ctx, s.dir, names)
 	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("rolling up packs with git failed; they stay as they are", "packs", len(names), "err", err)
+		if ctx.Err() != nil {
+			return
 		}
+		// git says a full disk only in words: ask the disk instead.
+		if need, free, serr := mergeRoom(s.dir, names, s.opts.mergeHeadroom); serr == nil && free < need {
+			s.faults.failed(faultRollupDiskFull, "rolling up packs with git waits for disk space", err,
+				"dir", s.dir, "packs", len(names), "need_mb", need>>20, "free_mb", free>>20)
+			return
+		}
+		s.log.Warn("rolling up packs with git failed; they stay as they are", "packs", len(names), "err", err)
 		return
 	}
+	s.faults.ok(faultRollupDiskFull, "packs are rolled up by git again: the disk has space")
 	s.own.forget(names)
 	s.removeMerged(ctx, names, rolled)
 	s.log.Info("packs rolled up by git", "packs", len(names), "into", rolled, "took", time.Since(start).Round(time.Millisecond))
@@ -120,6 +139,14 @@ func (s *Store) rollUp(ctx context.Context) {
 
 // packWithGit writes the objects of the named packs into one new pack with
 // `git pack-objects --stdin-packs` and returns its name.
+//
+// git writes the pack under a temporary name first, and leaves that file
+// behind when it fails: on a full disk it kept all the space it had taken
+// (until a `git gc` two weeks later), and every later roll-up would leave
+// another. So git runs with an object directory of its own, a temporary
+// folder of the git directory (the repository's objects its alternate),
+// where its temporary files go; the folder is removed afterwards, and the
+// finished pack is written straight into objects/pack.
 func packWithGit(ctx context.Context, gitDir string, names []string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, rollupTimeout)
 	defer cancel()
@@ -127,8 +154,17 @@ func packWithGit(ctx context.Context, gitDir string, names []string) (string, er
 	for _, n := range names {
 		stdin.WriteString(n + ".pack\n")
 	}
-	cmd := exec.CommandContext(ctx, "git", "pack-objects", "--stdin-packs", "--delta-base-offset", "-q", filepath.Join(gitDir, "objects", "pack", "pack"))
-	cmd.Env = append(os.Environ(), "GIT_DIR="+gitDir)
+	scratch, err := os.MkdirTemp(gitDir, tmpRollupPrefix)
+	if err != nil {
+		return "", fmt.Errorf("roll up: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+	if err := os.Mkdir(filepath.Join(scratch, "pack"), 0o755); err != nil {
+		return "", fmt.Errorf("roll up: %w", err)
+	}
+	objects := filepath.Join(gitDir, "objects")
+	cmd := exec.CommandContext(ctx, "git", "pack-objects", "--stdin-packs", "--delta-base-offset", "-q", filepath.Join(objects, "pack", "pack"))
+	cmd.Env = append(os.Environ(), "GIT_DIR="+gitDir, "GIT_OBJECT_DIRECTORY="+scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES="+objects)
 	cmd.Stdin = &stdin
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second

@@ -24,8 +24,8 @@ func TestPickRollupIsGeometric(t *testing.T) {
 		packs []weighed
 		want  []string
 	}{
-		{w(1, 2, 4), nil},                         // too few to bother
-		{w(1, 2, 4, 8, 16), nil},                  // a progression
+		{w(1, 2, 4), nil},        // too few to bother
+		{w(1, 2, 4, 8, 16), nil}, // a progression
 		{w(10, 10, 10, 10), []string{"p0", "p1", "p2", "p3"}},
 		{w(100, 100, 1000, 5000), []string{"p0", "p1"}}, // 200 < 2*1000: the big ones stay
 		{w(100, 100, 300, 5000), []string{"p0", "p1", "p2"}},

@@ -340,7 +340,7 @@ func cleanStale(dir string, log *slog.Logger) {
 	for _, t := range tmps {
 		// Another store on the repository may be writing a young one.
 		if fi, err := os.Stat(t); err == nil && time.Since(fi.ModTime()) > staleTemp {
-			os.Remove(t)
+			os.RemoveAll(t) // a roll-up's is a folder
 		}
 	}
 	orphans := orphanPacks(dir)
