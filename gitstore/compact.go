@@ -551,11 +551,14 @@ func removePacks(gitDir string, names []string, keep string) {
 const adoptablePackSize = 1 << 20
 
 // adoptPacks finds the small, delta-free packs a previous run wrote and
-// lists them for merging.
-func (o *ownPacks) adopt(gitDir string) {
+// lists them for merging; damaged packs left out (left) are not.
+func (o *ownPacks) adopt(gitDir string, left map[string]string) {
 	idxs, _ := filepath.Glob(filepath.Join(gitDir, "objects", "pack", "pack-*.idx"))
 	for _, idx := range idxs {
 		stem := idx[:len(idx)-len(".idx")]
+		if _, out := left[filepath.Base(stem)]; out {
+			continue
+		}
 		fi, err := os.Stat(stem + ".pack")
 		if err != nil || fi.Size() > adoptablePackSize {
 			continue

@@ -149,12 +149,16 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	cleanStale(dir, opts.Logger)
+	left, checked, err := verifyPacks(dir, opts.Logger)
+	if err != nil {
+		return nil, damaged(err, opts)
+	}
 	s := &Store{
 		dir:      dir,
 		opts:     opts,
 		log:      opts.Logger,
 		ref:      refFile{gitDir: dir, name: plumbing.NewBranchReferenceName(opts.Branch), spares: &spareFiles{}},
-		objs:     newObjectReader(dir),
+		objs:     newObjectReader(dir, left, checked, opts.Logger),
 		hist:     newHistory(),
 		queue:    make(chan *request, 4096),
 		quit:     make(chan struct{}),
@@ -180,6 +184,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		cancel()
 		if err != nil && !s.startOffline(err) {
 			s.objs.close()
+			if errors.Is(err, ErrDamaged) {
+				return nil, damaged(err, opts)
+			}
 			return nil, fmt.Errorf("open %s: %w", dir, err)
 		}
 	}
@@ -190,9 +197,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	start := time.Now()
 	if err := s.loadIndex(head); err != nil {
 		s.objs.close()
+		if errors.Is(err, ErrDamaged) {
+			return nil, damaged(err, opts)
+		}
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	s.own.adopt(dir)
+	s.own.adopt(dir, left)
 	s.log.Info("repository opened", "dir", dir, "head", short(head), "records", len(s.idx.files), "took", time.Since(start).Round(time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -229,6 +239,17 @@ func Open(dir string, opts Options) (*Store, error) {
 	go s.run()
 	s.maybeCompact()
 	return s, nil
+}
+
+// damaged returns the *DamagedError in err, which says which repository
+// it is about, marked as a mirror when the store has a remote.
+func damaged(err error, opts Options) error {
+	var de *DamagedError
+	if !errors.As(err, &de) {
+		return err
+	}
+	de.Mirror, de.opening = opts.Remote != nil, true
+	return de
 }
 
 // initRepo creates a bare repository whose HEAD names the branch, unless
