@@ -554,6 +554,50 @@ func TestOpenRefusesDamagedIndex(t *testing.T) {
 	}
 }
 
+// TestPackWithoutIndex removes the index of the pack holding a blob, as a
+// copy that missed it would. The pack is kept (before, the store deleted
+// it after a second: a copy's only copy of those objects); a start that
+// needs its objects is refused naming it and `git index-pack`, which
+// repairs it; a start from the index snapshot serves, and a read of the
+// blob names the pack.
+func TestPackWithoutIndex(t *testing.T) {
+	base := baseRepo(t, "store")
+	tr := readRepoTruth(t, base)
+	blob := tr.blobs[tr.pathOf(42)]
+	t.Run("needed at start", func(t *testing.T) {
+		dir := copyRepo(t, base)
+		name, _ := holder(t, dir, blob)
+		os.Remove(packPath(dir, name, ".idx"))
+		os.Remove(filepath.Join(dir, snapshotFileName)) // every file is read
+		hint := "git -C " + dir + " index-pack objects/pack/" + name + ".pack"
+		openDamaged(t, dir, "objects/pack/"+name+".pack", "has no index", hint)
+		if _, err := os.Stat(packPath(dir, name, ".pack")); err != nil {
+			t.Fatalf("the pack without its index was removed: %v", err)
+		}
+		runGit(t, dir, "index-pack", "objects/pack/"+name+".pack")
+		s := openStore(t, dir)
+		servesTruth(t, s, tr)
+	})
+	t.Run("read later", func(t *testing.T) {
+		dir := copyRepo(t, base)
+		name, _ := holder(t, dir, blob)
+		os.Remove(packPath(dir, name, ".idx"))
+		old := time.Now().Add(-time.Hour)
+		os.Chtimes(packPath(dir, name, ".pack"), old, old)
+		s, logs := openLogged(t, dir)
+		if !strings.Contains(logs.String(), "a pack without its index is left out") || !strings.Contains(logs.String(), name+".pack") {
+			t.Errorf("no warning names the pack without its index:\n%s", logs)
+		}
+		_, err := s.ReadBlob(blob)
+		if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "objects/pack/"+name+".pack has no index") {
+			t.Errorf("ReadBlob: %v", err)
+		}
+		if _, err := os.Stat(packPath(dir, name, ".pack")); err != nil {
+			t.Fatalf("the pack without its index was removed: %v", err)
+		}
+	})
+}
+
 // TestIndexWithoutPack removes the pack holding a blob and keeps its
 // index: the start that needs the blob is refused saying the pack is
 // missing; one from the snapshot serves and names it when the blob is read.

@@ -309,11 +309,13 @@ func checkObjectsOnReceive(dir string) error {
 	return nil
 }
 
-// cleanStale removes what a crash can leave behind: temporary pack and ref files,
-// our ref lock, and packs without an index (a merge's source pack whose
-// index was removed before the crash, by an older version of the
-// housekeeper; go-git cannot read a repository holding one). Objects
-// without a ref are harmless garbage for gc.
+// cleanStale removes what a crash can leave behind: temporary pack and ref
+// files and our ref lock. Objects without a ref are harmless garbage for
+// gc. A pack without its index is left where it is, as git leaves it (the
+// object reader leaves it out, see readablePacks), and named in a
+// warning: its objects cannot be read, and deleting it could lose the
+// only copy of some (a copy that missed the index). This store publishes
+// a pack's index first, so its own crashes never leave one.
 func cleanStale(dir string, log *slog.Logger) {
 	// (Versions before 2026-11-27 wrote temporary packs in the pack directory.)
 	tmps, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_mengi_*"))
@@ -325,16 +327,13 @@ func cleanStale(dir string, log *slog.Logger) {
 			os.Remove(t)
 		}
 	}
-	orphans := orphanPacks(dir)
-	if len(orphans) > 0 {
-		// git publishes a pushed pack's index right after the pack: give
-		// a push in progress a moment before calling a pack an orphan.
-		time.Sleep(time.Second)
-		for _, p := range orphanPacks(dir) {
-			if slices.Contains(orphans, p) {
-				log.Warn("removing a pack without an index", "file", p)
-				os.Remove(p)
-			}
+	_, noIndex, _ := listPacks(dir)
+	for _, p := range noIndex {
+		// git publishes a pushed pack's index right after the pack: a
+		// young one may be a push in progress.
+		if fi, err := os.Stat(filepath.Join(packDir(dir), p+".pack")); err == nil && time.Since(fi.ModTime()) > orphanAge {
+			log.Warn("a pack without its index is left out: its objects cannot be read. If they are needed, `git index-pack` on it writes the index; if `git fsck` is clean without it, remove it",
+				"file", "objects/pack/"+p+".pack")
 		}
 	}
 	locks, _ := filepath.Glob(filepath.Join(dir, "refs", "heads", "*.lock"))
@@ -350,17 +349,9 @@ func cleanStale(dir string, log *slog.Logger) {
 // crash rather than being written by another store on the repository.
 const staleTemp = 10 * time.Minute
 
-// orphanPacks lists the .pack files of dir that have no .idx.
-func orphanPacks(dir string) []string {
-	packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.pack"))
-	var out []string
-	for _, p := range packs {
-		if _, err := os.Stat(strings.TrimSuffix(p, ".pack") + ".idx"); os.IsNotExist(err) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+// orphanAge is the age from which a pack without its index is named in a
+// warning rather than taken for a push in progress.
+const orphanAge = 10 * time.Second
 
 // loadIndex reads every record of the head tree. Files are read in tree
 // order and parsed by a few workers in parallel.
