@@ -881,6 +881,50 @@ func TestDamagedIndexCopiedInWhileRunning(t *testing.T) {
 	}
 }
 
+// TestMergeRefusesDamagedPack: a merge checks the checksum of every pack
+// it copies, so a pack of the store's changed on disk is never copied into
+// a merged pack whose checksum is right (which would hide the damage from
+// every later check but the objects' hashes).
+func TestMergeRefusesDamagedPack(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{CompactAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		mustApply(t, s, createMutation(newDeployment(i, testCluster, fmt.Sprintf("m%d", i))))
+	}
+	s.Close()
+	names, _, _ := listPacks(dir)
+	if len(names) < 3 {
+		t.Fatalf("%d packs", len(names))
+	}
+	// A byte of a blob's content, which a merge copies without inflating.
+	entries, err := readIndex(packPath(dir, names[1], ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack, _ := os.ReadFile(packPath(dir, names[1], ".pack"))
+	at := int64(-1)
+	for _, e := range entries {
+		if typ, _ := entryHeader(pack[e.offset:]); typ == packBlob {
+			at = int64(e.offset) + 12
+			break
+		}
+	}
+	if at < 0 {
+		t.Fatal("no blob in the pack")
+	}
+	flipByte(t, packPath(dir, names[1], ".pack"), at)
+	_, err = mergePacks(dir, names, false, newDeltaHints())
+	if err == nil || !strings.Contains(err.Error(), names[1]+".pack is damaged") {
+		t.Fatalf("merge of a damaged pack: %v", err)
+	}
+	if after, _, _ := listPacks(dir); len(after) != len(names) {
+		t.Errorf("%d packs after the failed merge, %d before", len(after), len(names))
+	}
+}
+
 // TestCheckPackFindsNothingInIntactRepositories: the checks at start
 // pass every pack the store and git write.
 func TestCheckPackFindsNothingInIntactRepositories(t *testing.T) {
