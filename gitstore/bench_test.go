@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 	benchRoot = dir
 	code := m.Run()
 	os.RemoveAll(dir)
+	gitstore.RemoveTestRepos()
 	os.Exit(code)
 }
 

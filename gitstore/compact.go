@@ -292,7 +292,9 @@ func (m *mergedSet) index(packSum [20]byte) []byte {
 // copyPack appends the entries of the pack at stem to out, skipping
 // objects already merged (whose offsets its deltas then use), and records
 // where each went in merged. Whole trees become deltas against an earlier
-// version of the same folder when bases has one.
+// version of the same folder when bases has one. The pack's checksum is
+// checked as it is read: a merge never copies a pack changed on disk into
+// one whose checksum is right.
 func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entries []packEntry, merged *mergedSet, bases *treeBases) error {
 	f, err := os.Open(stem + ".pack")
 	if err != nil {
@@ -303,11 +305,17 @@ func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entri
 	if err != nil {
 		return err
 	}
+	if fi.Size() < 32 {
+		return fmt.Errorf("%s.pack is damaged: cut short (%d bytes)", filepath.Base(stem), fi.Size())
+	}
 	end := uint32(fi.Size() - 20)
+	sum := sha1.New()
 	r.Reset(f)
-	if _, err := r.Discard(12); err != nil {
+	var hdr [12]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return err
 	}
+	sum.Write(hdr[:])
 	moved := make([]uint32, len(entries)) // entries[i] is at moved[i] in out
 	buf := *bufp
 	defer func() { *bufp = buf }()
@@ -325,6 +333,7 @@ func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entri
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return err
 		}
+		sum.Write(buf)
 		at, listed := merged.find(e.hash)
 		if !listed {
 			return fmt.Errorf("object %s was not listed", e.hash)
@@ -372,6 +381,13 @@ func copyPack(out *packStream, r *bufio.Reader, bufp *[]byte, stem string, entri
 		moved[i] = out.off
 		merged.offs[at], merged.crcs[at] = out.off, crc32.ChecksumIEEE(raw)
 		out.write(raw)
+	}
+	var trailer [20]byte
+	if _, err := io.ReadFull(r, trailer[:]); err != nil {
+		return err
+	}
+	if !bytes.Equal(sum.Sum(nil), trailer[:]) {
+		return fmt.Errorf("%s.pack is damaged: it fails its checksum (cut short, or changed on disk)", filepath.Base(stem))
 	}
 	return out.err
 }
@@ -551,11 +567,14 @@ func removePacks(gitDir string, names []string, keep string) {
 const adoptablePackSize = 1 << 20
 
 // adoptPacks finds the small, delta-free packs a previous run wrote and
-// lists them for merging.
-func (o *ownPacks) adopt(gitDir string) {
+// lists them for merging; damaged packs left out (left) are not.
+func (o *ownPacks) adopt(gitDir string, left map[string]string) {
 	idxs, _ := filepath.Glob(filepath.Join(gitDir, "objects", "pack", "pack-*.idx"))
 	for _, idx := range idxs {
 		stem := idx[:len(idx)-len(".idx")]
+		if _, out := left[filepath.Base(stem)]; out {
+			continue
+		}
 		fi, err := os.Stat(stem + ".pack")
 		if err != nil || fi.Size() > adoptablePackSize {
 			continue

@@ -157,6 +157,13 @@ func TestHistoryFileUnusable(t *testing.T) {
 		{"torn in its first line", func(data []byte) []byte {
 			return data[:len(historyMagic)-1]
 		}, "not a valid history file", true},
+		{"cut to half", func(data []byte) []byte {
+			return data[:len(data)/2]
+		}, "not a valid history file", true},
+		{"one byte short", func(data []byte) []byte {
+			return data[:len(data)-1]
+		}, "not a valid history file", true},
+		{"empty", func([]byte) []byte { return nil }, "not a valid history file", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

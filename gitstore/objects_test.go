@@ -3,6 +3,7 @@ package gitstore
 import (
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,7 +40,7 @@ func TestListingSkipsRemovedEntries(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "objects", "pack", "pack-1.idx"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := newObjectReader(dir)
+	r := newObjectReader(dir, nil, nil, slog.New(slog.DiscardHandler))
 	got, err := r.st.Filesystem().ReadDir("objects/pack")
 	if err != nil || len(got) != 1 || got[0].Name() != "pack-1.idx" {
 		t.Fatalf("ReadDir = %v, %v", got, err)
@@ -58,7 +59,7 @@ func TestReaderReadsNewPacksAlone(t *testing.T) {
 	}
 	t.Cleanup(func() { writer.Close() })
 	first := mustApply(t, writer, createMutation(newDeployment(0, testCluster, "d0")))
-	r := newObjectReader(dir)
+	r := newObjectReader(dir, nil, nil, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { r.close() })
 	if _, err := r.read(plumbing.BlobObject, first.Records[0].Blob()); err != nil {
 		t.Fatal(err)

@@ -347,16 +347,19 @@ func (p *encodedPack) stage(gitDir string, temps *tempFiles) (*stagedPack, error
 	return sp, nil
 }
 
-// publish renames the pack and then its index into place (git and go-git
-// find packs by their index) and fsyncs the directory.
+// publish renames the index and then the pack into place and fsyncs the
+// directory. In that order a crash in between leaves an index without its
+// pack, which git and go-git skip (git lists packs by their index and
+// skips one whose pack is missing; go-git lists the .pack files), rather
+// than a pack without its index, which a start could not tell from a
+// copy that lost its index (see cleanStale).
 func (sp *stagedPack) publish() error {
-	if err := os.Rename(sp.tmpPack, filepath.Join(sp.dir, sp.name+".pack")); err != nil {
+	if err := os.Rename(sp.tmpIndex, filepath.Join(sp.dir, sp.name+".idx")); err != nil {
 		sp.discard()
 		return fmt.Errorf("publish %s: %w", sp.name, err)
 	}
-	if err := os.Rename(sp.tmpIndex, filepath.Join(sp.dir, sp.name+".idx")); err != nil {
-		// A pack without its index would stop go-git reading any pack.
-		os.Remove(filepath.Join(sp.dir, sp.name+".pack"))
+	if err := os.Rename(sp.tmpPack, filepath.Join(sp.dir, sp.name+".pack")); err != nil {
+		os.Remove(filepath.Join(sp.dir, sp.name+".idx"))
 		sp.discard()
 		return fmt.Errorf("publish %s: %w", sp.name, err)
 	}

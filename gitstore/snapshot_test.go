@@ -240,6 +240,7 @@ func TestBadSnapshotIsIgnored(t *testing.T) {
 	older[len(snapshotMagic)-2] = '1' // "mengi-index 1\n"
 	full := parsedStore(t, dir)
 	for name, content := range map[string][]byte{"damaged": flipped, "truncated": good[:len(good)-7],
+		"cut to half": good[:len(good)/2], "empty": {}, "one byte short": good[:len(good)-1],
 		"unknown commit": rechecksum(unknown), "other schema": rechecksum(layout), "older format": rechecksum(older)} {
 		t.Run(name, func(t *testing.T) {
 			if err := os.WriteFile(snap, content, 0o644); err != nil {

@@ -164,12 +164,16 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	cleanStale(dir, opts.Logger)
+	left, checked, err := verifyPacks(dir, opts.Logger)
+	if err != nil {
+		return nil, damaged(err, opts)
+	}
 	s := &Store{
 		dir:      dir,
 		opts:     opts,
 		log:      opts.Logger,
 		ref:      refFile{gitDir: dir, name: plumbing.NewBranchReferenceName(opts.Branch), spares: &spareFiles{}},
-		objs:     newObjectReader(dir),
+		objs:     newObjectReader(dir, left, checked, opts.Logger),
 		hist:     newHistory(),
 		queue:    make(chan *request, 4096),
 		quit:     make(chan struct{}),
@@ -196,6 +200,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		cancel()
 		if err != nil && !s.startOffline(err) {
 			s.objs.close()
+			if errors.Is(err, ErrDamaged) {
+				return nil, damaged(err, opts)
+			}
 			return nil, fmt.Errorf("open %s: %w", dir, err)
 		}
 	}
@@ -206,9 +213,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	start := time.Now()
 	if err := s.loadIndex(head); err != nil {
 		s.objs.close()
+		if errors.Is(err, ErrDamaged) {
+			return nil, damaged(err, opts)
+		}
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	s.own.adopt(dir)
+	s.own.adopt(dir, left)
 	s.log.Info("repository opened", "dir", dir, "head", short(head), "records", len(s.idx.files), "took", time.Since(start).Round(time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -245,6 +255,17 @@ func Open(dir string, opts Options) (*Store, error) {
 	go s.run()
 	s.maybeCompact()
 	return s, nil
+}
+
+// damaged returns the *DamagedError in err, which says which repository
+// it is about, marked as a mirror when the store has a remote.
+func damaged(err error, opts Options) error {
+	var de *DamagedError
+	if !errors.As(err, &de) {
+		return err
+	}
+	de.Mirror, de.opening = opts.Remote != nil, true
+	return de
 }
 
 // initRepo creates a bare repository whose HEAD names the branch, unless
@@ -327,11 +348,13 @@ func checkObjectsOnReceive(dir string) error {
 	return nil
 }
 
-// cleanStale removes what a crash can leave behind: temporary pack and ref files,
-// our ref lock, and packs without an index (a merge's source pack whose
-// index was removed before the crash, by an older version of the
-// housekeeper; go-git cannot read a repository holding one). Objects
-// without a ref are harmless garbage for gc.
+// cleanStale removes what a crash can leave behind: temporary pack and ref
+// files and our ref lock. Objects without a ref are harmless garbage for
+// gc. A pack without its index is left where it is, as git leaves it (the
+// object reader leaves it out, see readablePacks), and named in a
+// warning: its objects cannot be read, and deleting it could lose the
+// only copy of some (a copy that missed the index). This store publishes
+// a pack's index first, so its own crashes never leave one.
 func cleanStale(dir string, log *slog.Logger) {
 	// (Versions before 2026-11-27 wrote temporary packs in the pack directory.)
 	tmps, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_mengi_*"))
@@ -343,16 +366,13 @@ func cleanStale(dir string, log *slog.Logger) {
 			os.RemoveAll(t) // a roll-up's is a folder
 		}
 	}
-	orphans := orphanPacks(dir)
-	if len(orphans) > 0 {
-		// git publishes a pushed pack's index right after the pack: give
-		// a push in progress a moment before calling a pack an orphan.
-		time.Sleep(time.Second)
-		for _, p := range orphanPacks(dir) {
-			if slices.Contains(orphans, p) {
-				log.Warn("removing a pack without an index", "file", p)
-				os.Remove(p)
-			}
+	_, noIndex, _ := listPacks(dir)
+	for _, p := range noIndex {
+		// git publishes a pushed pack's index right after the pack: a
+		// young one may be a push in progress.
+		if fi, err := os.Stat(filepath.Join(packDir(dir), p+".pack")); err == nil && time.Since(fi.ModTime()) > orphanAge {
+			log.Warn("a pack without its index is left out: its objects cannot be read. If they are needed, `git index-pack` on it writes the index; if `git fsck` is clean without it, remove it",
+				"file", "objects/pack/"+p+".pack")
 		}
 	}
 	locks, _ := filepath.Glob(filepath.Join(dir, "refs", "heads", "*.lock"))
@@ -368,17 +388,9 @@ func cleanStale(dir string, log *slog.Logger) {
 // crash rather than being written by another store on the repository.
 const staleTemp = 10 * time.Minute
 
-// orphanPacks lists the .pack files of dir that have no .idx.
-func orphanPacks(dir string) []string {
-	packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.pack"))
-	var out []string
-	for _, p := range packs {
-		if _, err := os.Stat(strings.TrimSuffix(p, ".pack") + ".idx"); os.IsNotExist(err) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+// orphanAge is the age from which a pack without its index is named in a
+// warning rather than taken for a push in progress.
+const orphanAge = 10 * time.Second
 
 // loadIndex reads every record of the head tree. Files are read in tree
 // order and parsed by a few workers in parallel.
