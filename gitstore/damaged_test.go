@@ -646,6 +646,43 @@ func TestDamagedPackIntactElsewhereIsLeftOut(t *testing.T) {
 	}
 }
 
+// TestRollUpLeavesDamagedPacksOut: a damaged pack left out (its objects
+// are intact elsewhere) is no candidate for git's roll-up of packs, which
+// would otherwise copy what git reads of it and delete the file the
+// warning names, or fail on it at every roll-up.
+func TestRollUpLeavesDamagedPacksOut(t *testing.T) {
+	base := baseRepo(t, "store")
+	tr := readRepoTruth(t, base)
+	dir := copyRepo(t, base)
+	runGit(t, dir, "repack", "-a", "-q")
+	name, off := smallestHolder(t, dir, tr.blobs[tr.pathOf(42)])
+	rewriteStored(t, packPath(dir, name, ".pack"), off, "nginx", "nginy")
+	// Four small packs of others, so that there is something to roll up.
+	for i := range 4 {
+		objs := runGit(t, dir, "rev-list", "--objects", fmt.Sprintf("main~%d..main~%d", 3*i+3, 3*i))
+		cmd := exec.Command("git", "-C", dir, "pack-objects", "-q", "objects/pack/pack")
+		cmd.Stdin = strings.NewReader(objs + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git pack-objects: %v\n%s", err, out)
+		}
+	}
+	s, logs := openLogged(t, dir)
+	if !slices.Contains(pickRollup(rollupCandidates(dir, s.own.snapshot())), name) {
+		t.Fatalf("the damaged pack would not be rolled up anyway: %v", pickRollup(rollupCandidates(dir, s.own.snapshot())))
+	}
+	if picks := s.rollupPicks(); len(picks) == 0 || slices.Contains(picks, name) {
+		t.Fatalf("roll-up picks %v (the damaged pack is %s)", picks, name)
+	}
+	s.rollUp(context.Background())
+	if _, err := os.Stat(packPath(dir, name, ".pack")); err != nil {
+		t.Errorf("the damaged pack is gone after the roll-up: %v", err)
+	}
+	if l := logs.String(); !strings.Contains(l, "packs rolled up by git") || strings.Contains(l, "rolling up packs with git failed") {
+		t.Errorf("the roll-up did not go as planned:\n%s", l)
+	}
+	servesTruth(t, s, tr)
+}
+
 // TestObjectsAreHashedOnRead: a pack that passes every check of its own
 // (checksum, index) but holds content that is not its objects' (a blob
 // changed, the pack and its index then made whole again, as a tool

@@ -105,7 +105,7 @@ func pickRollup(packs []weighed) []string {
 // rollUp rolls the packs git's geometric repack would pick into one new
 // pack written by git, then removes them. It runs on the housekeeper.
 func (s *Store) rollUp(ctx context.Context) {
-	names := pickRollup(rollupCandidates(s.dir, s.own.snapshot()))
+	names := s.rollupPicks()
 	if len(names) == 0 {
 		return
 	}
@@ -135,6 +135,18 @@ func (s *Store) rollUp(ctx context.Context) {
 	s.own.forget(names)
 	s.removeMerged(ctx, names, rolled)
 	s.log.Info("packs rolled up by git", "packs", len(names), "into", rolled, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// rollupPicks returns the packs to roll up. Damaged packs the reader
+// left out are not candidates: git would fail on them at every roll-up, or
+// copy what it can read of them and have the store delete the file the
+// operator was told to look at.
+func (s *Store) rollupPicks() []string {
+	cands := slices.DeleteFunc(rollupCandidates(s.dir, s.own.snapshot()), func(w weighed) bool {
+		_, out := s.objs.left.why(w.name)
+		return out
+	})
+	return pickRollup(cands)
 }
 
 // packWithGit writes the objects of the named packs into one new pack with
