@@ -104,9 +104,7 @@ func pickMerge(gitDir string, names []string) []string {
 		pack, perr := os.Stat(filepath.Join(dir, n+".pack"))
 		idx, ierr := os.Stat(filepath.Join(dir, n+".idx"))
 		if perr == nil && ierr == nil {
-			// A version-2 index: 1,072 bytes of header, fan-out and
-			// checksums, 28 bytes per object.
-			packs = append(packs, sized{n, pack.Size(), (idx.Size() - 1072) / 28})
+			packs = append(packs, sized{n, pack.Size(), idxObjects(idx.Size())})
 		}
 	}
 	slices.SortFunc(packs, func(a, b sized) int { return int(a.objects - b.objects) })
@@ -137,7 +135,7 @@ func mergePacks(gitDir string, names []string, paced bool, hints *deltaHints) (s
 	total := 0
 	for _, name := range names {
 		if fi, err := os.Stat(filepath.Join(dir, name+".idx")); err == nil {
-			total += int(max(0, (fi.Size()-idxHeader-40)/28))
+			total += int(idxObjects(fi.Size()))
 		}
 	}
 	all := make([]plumbing.Hash, 0, total)
@@ -436,6 +434,11 @@ func readDeltaOffset(b []byte) (off uint32, n int) {
 
 // idxHeader is the size of a version-2 pack index's header and fan-out.
 const idxHeader = 8 + 256*4
+
+// idxObjects is how many objects a version-2 pack index of size bytes
+// lists (without large offsets): header and fan-out, 28 bytes per object
+// (id, CRC, offset), the two checksums.
+func idxObjects(size int64) int64 { return max(0, (size-idxHeader-40)/28) }
 
 // readIndexFile reads a version-2 pack index without large offsets and
 // returns it with its number of objects.

@@ -657,15 +657,7 @@ func TestRollUpLeavesDamagedPacksOut(t *testing.T) {
 	runGit(t, dir, "repack", "-a", "-q")
 	name, off := smallestHolder(t, dir, tr.blobs[tr.pathOf(42)])
 	rewriteStored(t, packPath(dir, name, ".pack"), off, "nginx", "nginy")
-	// Four small packs of others, so that there is something to roll up.
-	for i := range 4 {
-		objs := runGit(t, dir, "rev-list", "--objects", fmt.Sprintf("main~%d..main~%d", 3*i+3, 3*i))
-		cmd := exec.Command("git", "-C", dir, "pack-objects", "-q", "objects/pack/pack")
-		cmd.Stdin = strings.NewReader(objs + "\n")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git pack-objects: %v\n%s", err, out)
-		}
-	}
+	packOthers(t, dir, 4, 3) // four small packs of others: something to roll up
 	s, logs := openLogged(t, dir)
 	if !slices.Contains(pickRollup(rollupCandidates(dir, s.own.snapshot())), name) {
 		t.Fatalf("the damaged pack would not be rolled up anyway: %v", pickRollup(rollupCandidates(dir, s.own.snapshot())))

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -436,15 +435,7 @@ func TestRollUpOnFullDisk(t *testing.T) {
 	for i := range 30 {
 		mustApply(t, s, createMutation(newDeployment(i, testCluster, fmt.Sprintf("d%d", i))))
 	}
-	// Five packs of others, each the objects of five commits.
-	for i := range 5 {
-		objs := runGit(t, dir, "rev-list", "--objects", fmt.Sprintf("main~%d..main~%d", 5*i+5, 5*i))
-		cmd := exec.Command("git", "-C", dir, "pack-objects", "-q", "objects/pack/pack")
-		cmd.Stdin = strings.NewReader(objs + "\n")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("pack-objects: %v\n%s", err, out)
-		}
-	}
+	packOthers(t, dir, 5, 5) // five packs of others, each the objects of five commits
 	before := packCount(dir)
 	names := pickRollup(rollupCandidates(dir, s.own.snapshot()))
 	if len(names) != 5 {

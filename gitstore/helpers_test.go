@@ -99,3 +99,17 @@ func encodeForTest(d *schema.Deployment) ([]byte, error) { return schema.EncodeF
 var ZeroHashForTest = plumbingZero()
 
 func plumbingZero() plumbing.Hash { return plumbing.ZeroHash }
+
+// packOthers writes n packs as git would leave them (a push, a gc): the
+// i-th holds the objects of the commits main~(per*i+per)..main~(per*i).
+func packOthers(t testing.TB, dir string, n, per int) {
+	t.Helper()
+	for i := range n {
+		objs := runGit(t, dir, "rev-list", "--objects", fmt.Sprintf("main~%d..main~%d", per*i+per, per*i))
+		cmd := exec.Command("git", "-C", dir, "pack-objects", "-q", "objects/pack/pack")
+		cmd.Stdin = strings.NewReader(objs + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git pack-objects: %v\n%s", err, out)
+		}
+	}
+}

@@ -59,7 +59,7 @@ func rollupCandidates(gitDir string, own []string) []weighed {
 		if _, err := os.Stat(stem + ".pack"); err != nil {
 			continue
 		}
-		w := weighed{name: filepath.Base(stem), objects: (fi.Size() - 1072) / 28}
+		w := weighed{name: filepath.Base(stem), objects: idxObjects(fi.Size())}
 		if slices.Contains(own, w.name) && w.objects < maxMergedObjects/2 {
 			continue
 		}

@@ -2,10 +2,8 @@ package gitstore
 
 import (
 	"context"
-	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 )
 
@@ -55,18 +53,7 @@ func TestRollUpWithGit(t *testing.T) {
 	for i := range 30 {
 		mustApply(t, s, createMutation(newDeployment(i, testCluster, "d"+strconv.Itoa(i))))
 	}
-	// Five packs of others, each the objects of five commits.
-	for i := range 5 {
-		objs, err := exec.Command("git", "-C", dir, "rev-list", "--objects", "main~"+strconv.Itoa(5*i+5)+"..main~"+strconv.Itoa(5*i)).Output()
-		if err != nil {
-			t.Fatalf("rev-list: %v", err)
-		}
-		cmd := exec.Command("git", "-C", dir, "pack-objects", "-q", "objects/pack/pack")
-		cmd.Stdin = strings.NewReader(string(objs))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("pack-objects: %v\n%s", err, out)
-		}
-	}
+	packOthers(t, dir, 5, 5) // five packs of others, each the objects of five commits
 	before := packCount(dir)
 	cands := rollupCandidates(dir, s.own.snapshot())
 	if len(cands) != 5 {
