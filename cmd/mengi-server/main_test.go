@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -230,5 +231,29 @@ func TestServeAnswersUnreadableRequestsInJSON(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /healthz after them: %d", resp.StatusCode)
+	}
+}
+
+// TestServeRefusesBadLimits: a negative or non-numeric --max-requests or
+// --rate-limit stops serve before it touches the repository, with one
+// line naming the flag.
+func TestServeRefusesBadLimits(t *testing.T) {
+	for _, c := range []struct{ flag, value, want string }{
+		{"--max-requests", "-3", "--max-requests -3: want a number of requests, 0 or more"},
+		{"--rate-limit", "-1", "--rate-limit -1: want requests per second, 0 or more"},
+		{"--rate-limit", "NaN", "--rate-limit NaN: want requests per second, 0 or more"},
+		{"--max-requests", "many", "invalid value \"many\" for flag -max-requests"},
+	} {
+		repo := filepath.Join(t.TempDir(), "repo")
+		var stderr bytes.Buffer
+		cmd := serverCmd("serve", "--repo", repo, "--listen", "127.0.0.1:0", c.flag, c.value)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if err == nil || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("serve %s %s: %v\n%s\nwant %q", c.flag, c.value, err, stderr.String(), c.want)
+		}
+		if _, err := os.Stat(repo); !os.IsNotExist(err) {
+			t.Errorf("serve %s %s made the repository", c.flag, c.value)
+		}
 	}
 }

@@ -68,6 +68,9 @@ type gitRound struct {
 
 func benchGit(c *cli.Context) error {
 	out := c.App.Writer
+	if c.Int("writers") < 1 || c.Duration("duration") <= 0 || c.Duration("interval") <= 0 || c.Float64("rate") < 0 {
+		return fmt.Errorf("bench git: want --writers 1 or more, a --duration and an --interval above 0, --rate 0 or more")
+	}
 	dir, seed, cleanup, err := benchSeed(c)
 	if err != nil {
 		return err

@@ -34,7 +34,13 @@ const BusyRetryAfter = "1"
 // MaxRequestsFlag is --max-requests.
 func MaxRequestsFlag() *cli.IntFlag {
 	return &cli.IntFlag{Name: "max-requests", Value: MaxRequests, EnvVars: []string{"MENGI_MAX_REQUESTS"},
-		Usage: "requests handled at once (API, git and webhook); past half of it a request without credentials gets 503 with Retry-After: 1, past all of it any request does (0: no cap)"}
+		Usage: "requests handled at once (API, git and webhook); past half of it a request without credentials gets 503 with Retry-After: 1, past all of it any request does (0: no cap)",
+		Action: func(_ *cli.Context, v int) error {
+			if v < 0 {
+				return fmt.Errorf("--max-requests %d: want a number of requests, 0 or more (0: no cap)", v)
+			}
+			return nil
+		}}
 }
 
 // requestLimit is a server's cap on requests in progress (MaxRequests).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -30,7 +31,13 @@ func RepoFlag() *cli.StringFlag {
 // make.
 func RateLimitFlag() *cli.Float64Flag {
 	return &cli.Float64Flag{Name: "rate-limit", Value: DefaultRateLimit, EnvVars: []string{"MENGI_RATE_LIMIT"},
-		Usage: "requests per second each API key may make, with a burst of two seconds' worth; beyond it 429 with Retry-After (0: no limit)"}
+		Usage: "requests per second each API key may make, with a burst of two seconds' worth; beyond it 429 with Retry-After (0: no limit)",
+		Action: func(_ *cli.Context, v float64) error {
+			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("--rate-limit %v: want requests per second, 0 or more (0: no limit)", v)
+			}
+			return nil
+		}}
 }
 
 // DefaultRateLimit is --rate-limit's default: far above what a person or
